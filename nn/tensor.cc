@@ -1,0 +1,214 @@
+#include "nn/tensor.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace otgen::nn {
+
+namespace internal {
+void CheckFailed(const char* file, int line, const char* condition, const std::string& message) {
+  std::fprintf(stderr, "%s:%d: check failed: %s: %s\n", file, line, condition, message.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+}  // namespace internal
+
+std::string ShapeToString(const Shape& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+int64_t NumElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int NormalizeAxis(int axis, int rank) {
+  const int a = axis < 0 ? axis + rank : axis;
+  OTGEN_CHECK(a >= 0 && a < rank, absl::StrCat("axis ", axis, " out of range for rank ", rank));
+  return a;
+}
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+std::shared_ptr<float[]> Allocate(int64_t n) {
+  const size_t bytes = ((std::max<int64_t>(n, 1) * sizeof(float) + kAlignment - 1) / kAlignment) * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, bytes);
+  OTGEN_CHECK(p != nullptr, absl::StrCat("out of memory allocating ", bytes, " bytes"));
+  return std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { std::free(q); });
+}
+
+void CheckShape(const Shape& shape) {
+  for (int64_t d : shape) {
+    OTGEN_CHECK(d >= 0, absl::StrCat("negative dimension in shape ", ShapeToString(shape)));
+  }
+}
+
+}  // namespace
+
+Tensor Tensor::Empty(const Shape& shape) {
+  CheckShape(shape);
+  Tensor t;
+  t.storage_ = Allocate(NumElements(shape));
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::Zeros(const Shape& shape) { return Full(shape, 0.0f); }
+Tensor Tensor::Ones(const Shape& shape) { return Full(shape, 1.0f); }
+
+Tensor Tensor::Full(const Shape& shape, float value) {
+  Tensor t = Empty(shape);
+  t.Fill(value);
+  return t;
+}
+
+absl::StatusOr<Tensor> Tensor::FromData(const Shape& shape, absl::Span<const float> data) {
+  for (int64_t d : shape) {
+    if (d < 0) return absl::InvalidArgumentError(absl::StrCat("negative dimension in shape ", ShapeToString(shape)));
+  }
+  if (static_cast<int64_t>(data.size()) != NumElements(shape)) {
+    return absl::InvalidArgumentError(absl::StrCat("data has ", data.size(), " elements but shape ",
+                                                   ShapeToString(shape), " needs ", NumElements(shape)));
+  }
+  Tensor t = Empty(shape);
+  if (!data.empty()) std::memcpy(t.data(), data.data(), data.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::FromVector(const Shape& shape, const std::vector<float>& data) {
+  absl::StatusOr<Tensor> t = FromData(shape, data);
+  OTGEN_CHECK(t.ok(), std::string(t.status().message()));
+  return *std::move(t);
+}
+
+Tensor Tensor::Uniform(const Shape& shape, float lo, float hi, Rng& rng) {
+  Tensor t = Empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = rng.Uniform(lo, hi);
+  return t;
+}
+
+Tensor Tensor::Normal(const Shape& shape, float mean, float stddev, Rng& rng) {
+  Tensor t = Empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = mean + stddev * rng.Normal();
+  return t;
+}
+
+Tensor Tensor::Arange(int64_t n) {
+  Tensor t = Empty({n});
+  for (int64_t i = 0; i < n; ++i) t.data()[i] = static_cast<float>(i);
+  return t;
+}
+
+int64_t Tensor::dim(int axis) const { return shape_[NormalizeAxis(axis, rank())]; }
+
+namespace {
+int64_t FlatIndex(const Shape& shape, std::initializer_list<int64_t> index) {
+  OTGEN_CHECK(index.size() == shape.size(),
+              absl::StrCat("index of rank ", index.size(), " for shape ", ShapeToString(shape)));
+  int64_t flat = 0;
+  int k = 0;
+  for (int64_t i : index) {
+    OTGEN_CHECK(i >= 0 && i < shape[k], absl::StrCat("index ", i, " out of range in axis ", k, " of shape ",
+                                                      ShapeToString(shape)));
+    flat = flat * shape[k] + i;
+    ++k;
+  }
+  return flat;
+}
+}  // namespace
+
+float Tensor::at(std::initializer_list<int64_t> index) const { return data()[FlatIndex(shape_, index)]; }
+float& Tensor::at(std::initializer_list<int64_t> index) { return data()[FlatIndex(shape_, index)]; }
+
+float Tensor::item() const {
+  OTGEN_CHECK(numel() == 1, absl::StrCat("item() of a tensor of shape ", ShapeToString(shape_)));
+  return data()[0];
+}
+
+absl::StatusOr<Tensor> Tensor::CheckedReshape(const Shape& shape) const {
+  Shape resolved = shape;
+  int inferred = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < resolved.size(); ++i) {
+    if (resolved[i] == -1) {
+      if (inferred >= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("reshape to ", ShapeToString(shape), ": more than one -1"));
+      }
+      inferred = static_cast<int>(i);
+    } else if (resolved[i] < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("reshape to ", ShapeToString(shape), ": negative dimension"));
+    } else {
+      known *= resolved[i];
+    }
+  }
+  if (inferred >= 0) {
+    if (known == 0 || numel() % known != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot reshape ", ShapeToString(shape_), " to ",
+                                                     ShapeToString(shape)));
+    }
+    resolved[inferred] = numel() / known;
+  }
+  if (NumElements(resolved) != numel()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot reshape ", ShapeToString(shape_), " (", numel(),
+                                                   " elements) to ", ShapeToString(shape)));
+  }
+  Tensor t = *this;
+  t.shape_ = std::move(resolved);
+  return t;
+}
+
+Tensor Tensor::Reshape(const Shape& shape) const {
+  absl::StatusOr<Tensor> t = CheckedReshape(shape);
+  OTGEN_CHECK(t.ok(), std::string(t.status().message()));
+  return *std::move(t);
+}
+
+Tensor Tensor::Rows(int64_t begin, int64_t end) const {
+  OTGEN_CHECK(rank() >= 1 && 0 <= begin && begin <= end && end <= shape_[0],
+              absl::StrCat("rows [", begin, ", ", end, ") of shape ", ShapeToString(shape_)));
+  Tensor t = *this;
+  const int64_t row = shape_[0] == 0 ? 0 : numel() / shape_[0];
+  t.offset_ += begin * row;
+  t.shape_[0] = end - begin;
+  return t;
+}
+
+Tensor Tensor::Clone() const {
+  if (!defined()) return Tensor();
+  Tensor t = Empty(shape_);
+  if (numel() > 0) std::memcpy(t.data(), data(), numel() * sizeof(float));
+  return t;
+}
+
+void Tensor::CopyFrom(const Tensor& other) {
+  OTGEN_CHECK(numel() == other.numel(), absl::StrCat("CopyFrom ", ShapeToString(other.shape_), " into ",
+                                                     ShapeToString(shape_)));
+  if (numel() > 0 && data() != other.data()) std::memmove(data(), other.data(), numel() * sizeof(float));
+}
+
+void Tensor::Fill(float value) {
+  float* p = data();
+  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;
+}
+
+std::string Tensor::DebugString(int max_elements) const {
+  if (!defined()) return "Tensor(undefined)";
+  std::string s = absl::StrCat("Tensor(", ShapeToString(shape_), ", [");
+  const int64_t n = std::min<int64_t>(numel(), max_elements);
+  for (int64_t i = 0; i < n; ++i) absl::StrAppend(&s, i ? ", " : "", data()[i]);
+  if (numel() > n) absl::StrAppend(&s, ", ...");
+  absl::StrAppend(&s, "])");
+  return s;
+}
+
+}  // namespace otgen::nn

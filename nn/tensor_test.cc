@@ -1,0 +1,75 @@
+#include "nn/tensor.h"
+
+#include <cstdint>
+
+#include "gtest/gtest.h"
+
+namespace otgen::nn {
+namespace {
+
+TEST(TensorTest, CreationAndAlignment) {
+  Tensor z = Tensor::Zeros({3, 5});
+  EXPECT_EQ(z.shape(), (Shape{3, 5}));
+  EXPECT_EQ(z.numel(), 15);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(z.data()) % 64, 0u);
+  for (float v : z.span()) EXPECT_EQ(v, 0.0f);
+  Tensor f = Tensor::Full({2}, 3.5f);
+  EXPECT_EQ(f.at({1}), 3.5f);
+  EXPECT_EQ(Tensor::Scalar(2.0f).item(), 2.0f);
+  EXPECT_EQ(Tensor::Scalar(2.0f).rank(), 0);
+  Tensor a = Tensor::Arange(4);
+  EXPECT_EQ(a.at({3}), 3.0f);
+}
+
+TEST(TensorTest, FromDataChecksSize) {
+  auto ok = Tensor::FromData({2, 2}, std::vector<float>{1, 2, 3, 4});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->at({1, 0}), 3.0f);
+  auto bad = Tensor::FromData({2, 3}, std::vector<float>{1, 2, 3, 4});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("[2, 3]"), std::string::npos);
+}
+
+TEST(TensorTest, ReshapeSharesStorage) {
+  Tensor x = Tensor::FromVector({2, 3}, {0, 1, 2, 3, 4, 5});
+  Tensor y = x.Reshape({3, -1});
+  EXPECT_EQ(y.shape(), (Shape{3, 2}));
+  y.at({2, 1}) = 50;
+  EXPECT_EQ(x.at({1, 2}), 50.0f);
+  auto bad = x.CheckedReshape({4, 2});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("[2, 3]"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("[4, 2]"), std::string::npos);
+}
+
+TEST(TensorTest, RowsIsAView) {
+  Tensor x = Tensor::FromVector({3, 2}, {0, 1, 2, 3, 4, 5});
+  Tensor r = x.Rows(1, 3);
+  EXPECT_EQ(r.shape(), (Shape{2, 2}));
+  EXPECT_EQ(r.at({0, 0}), 2.0f);
+  r.at({1, 1}) = -1;
+  EXPECT_EQ(x.at({2, 1}), -1.0f);
+  Tensor c = x.Clone();
+  c.at({0, 0}) = 9;
+  EXPECT_EQ(x.at({0, 0}), 0.0f);
+}
+
+TEST(TensorTest, SeededSamplingIsReproducible) {
+  Rng r1(3), r2(3);
+  Tensor a = Tensor::Normal({100}, 1.0f, 2.0f, r1);
+  Tensor b = Tensor::Normal({100}, 1.0f, 2.0f, r2);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.at({i}), b.at({i}));
+  Tensor u = Tensor::Uniform({1000}, -1.0f, 1.0f, r1);
+  for (float v : u.span()) {
+    EXPECT_GE(v, -1.0f);
+    EXPECT_LT(v, 1.0f);
+  }
+}
+
+TEST(TensorDeathTest, ShapeMismatchAbortsWithBothShapes) {
+  Tensor x = Tensor::Zeros({2, 3});
+  EXPECT_DEATH(x.Reshape({5}), "\\[2, 3\\].*\\[5\\]");
+}
+
+}  // namespace
+}  // namespace otgen::nn
