@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nn/ops.h"
+#include "nn/tensor_math.h"
 
 namespace otgen::nn {
 namespace {
@@ -222,13 +223,13 @@ std::vector<Var> Grad(const std::vector<Var>& outputs, const std::vector<Var>& i
   std::vector<const internal::VarImpl*> targets;
   for (const Var& in : inputs) {
     OTGEN_CHECK(in.defined(), "Grad: undefined input");
-    targets.push_back(in.impl_.get());
+    targets.push_back(static_cast<const internal::VarImpl*>(in.id()));
   }
   internal::Engine::GradMap grads =
       internal::Engine::Run(outputs, gos, targets, /*all_leaves=*/false, options.create_graph);
   std::vector<Var> result;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    auto it = grads.find(inputs[i].impl_.get());
+    auto it = grads.find(static_cast<const internal::VarImpl*>(inputs[i].id()));
     if (it == grads.end()) {
       OTGEN_CHECK(options.allow_unused,
                   absl::StrCat("Grad: input ", i, " (", inputs[i].name(),

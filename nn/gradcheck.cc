@@ -67,13 +67,13 @@ absl::Status GradCheck(const DifferentiableFunction& f, const std::vector<Tensor
   const std::vector<bool> diff = DiffMask(inputs.size(), options);
   Tensor u;
   {
-    NoGradGuard guard;
     const std::vector<Var> probe = MakeLeaves(inputs, std::vector<bool>(inputs.size(), false));
     Rng rng(options.seed);
     u = Tensor::Normal(f(probe).shape(), 0.0f, 1.0f, rng);
   }
+  // No NoGradGuard here: f may take gradients internally (gradient penalties); the leaves
+  // do not require grad, so nothing else is recorded.
   ScalarFunction scalar = [&](const std::vector<Tensor>& x) {
-    NoGradGuard guard;
     return Dot(f(MakeLeaves(x, std::vector<bool>(x.size(), false))).value(), u);
   };
   GradientFunction gradient = [&](const std::vector<Tensor>& x) {
@@ -104,7 +104,6 @@ absl::Status GradGradCheck(const DifferentiableFunction& f, const std::vector<Te
   Tensor u;
   std::vector<Tensor> v(inputs.size());
   {
-    NoGradGuard guard;
     const std::vector<Var> probe = MakeLeaves(inputs, std::vector<bool>(inputs.size(), false));
     u = Tensor::Normal(f(probe).shape(), 0.0f, 1.0f, rng);
     for (size_t k = 0; k < inputs.size(); ++k) v[k] = Tensor::Normal(inputs[k].shape(), 0.0f, 1.0f, rng);
