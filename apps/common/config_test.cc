@@ -1,0 +1,90 @@
+#include "apps/common/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "apps/common/test_app.pb.h"
+#include "gtest/gtest.h"
+
+namespace otgen::apps {
+namespace {
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+
+TEST(ConfigTest, ParsesTextProtoAndAppliesOverrides) {
+  testing::TestAppConfig c;
+  ASSERT_TRUE(ParseConfig("run { seed: 3 } schedule { steps: 10 } lambda: 0.5", "inline", &c).ok());
+  EXPECT_EQ(c.run().seed(), 3u);
+  EXPECT_EQ(c.schedule().steps(), 10);
+  ConfigOverrides o;
+  o.seed = 7;
+  o.steps = 20;
+  o.output_dir = "/x/y";
+  o.threads = 1;
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.run().seed(), 7u);
+  EXPECT_EQ(c.schedule().steps(), 20);
+  EXPECT_EQ(c.run().output_dir(), "/x/y");
+  EXPECT_EQ(c.run().threads(), 1);
+  EXPECT_FLOAT_EQ(c.lambda(), 0.5f);
+}
+
+TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {
+  testing::TestAppConfig c;
+  absl::Status s = ParseConfig("run { seed: 3 }\nschedule { stepz: 10 }", "my.pbtxt", &c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("my.pbtxt:2:"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("stepz"), std::string::npos) << s;
+  EXPECT_EQ(LoadConfig(TempDir() + "/missing.pbtxt", &c).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, OverridesNeedRunAndSchedule) {
+  testing::NoRunConfig c;
+  absl::Status s = ApplyOverrides({}, &c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'run'"), std::string::npos);
+}
+
+TEST(ConfigTest, ValidateCommonNamesTheField) {
+  testing::TestAppConfig c;
+  c.mutable_schedule()->set_steps(-1);
+  absl::Status s = ValidateCommon(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("schedule.steps"), std::string::npos);
+  c.mutable_schedule()->set_steps(5);
+  c.mutable_schedule()->set_log_every(0);
+  EXPECT_NE(ValidateCommon(c).message().find("schedule.log_every"), std::string::npos);
+  c.mutable_schedule()->set_log_every(1);
+  EXPECT_TRUE(ValidateCommon(c).ok());
+}
+
+TEST(ConfigTest, EffectiveConfigPrintsDefaultsAndRoundTrips) {
+  testing::TestAppConfig c;
+  const std::string text = ConfigToText(c);
+  EXPECT_NE(text.find("lambda: 0.01"), std::string::npos) << text;
+  EXPECT_NE(text.find("checkpoint_every: 1000"), std::string::npos) << text;
+  EXPECT_NE(text.find("kind: ADAM"), std::string::npos) << text;
+  ASSERT_TRUE(WriteConfig(TempDir(), c).ok());
+  testing::TestAppConfig back;
+  ASSERT_TRUE(LoadConfig(TempDir() + "/config.pbtxt", &back).ok());
+  EXPECT_FLOAT_EQ(back.lambda(), 0.01f);
+  EXPECT_TRUE(back.has_schedule());
+  EXPECT_EQ(back.schedule().steps(), 1000);
+}
+
+TEST(ConfigTest, WriteFileAtomicallyReplacesContent) {
+  const std::string path = TempDir() + "/atomic.txt";
+  ASSERT_TRUE(WriteFileAtomically(path, "first").ok());
+  ASSERT_TRUE(WriteFileAtomically(path, "second").ok());
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "second");
+  EXPECT_FALSE(WriteFileAtomically(TempDir() + "/no/such/dir/x", "y").ok());
+  ASSERT_TRUE(MakeDirectories(TempDir() + "/a/b/c").ok());
+  EXPECT_TRUE(WriteFileAtomically(TempDir() + "/a/b/c/x", "y").ok());
+}
+
+}  // namespace
+}  // namespace otgen::apps
