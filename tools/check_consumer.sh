@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/tests/consumer"
 status=0
-bazel run --noshow_progress //:mnist_summary || status=$?
+bazel run --nosandbox_debug --noshow_progress //:mnist_summary || status=$?
 bazel shutdown >/dev/null 2>&1 || true
 if [[ $status -ne 0 ]]; then
   echo "check_consumer: the consumer workspace failed (exit $status)" >&2
