@@ -8,6 +8,10 @@
 //
 // Broadcasting follows NumPy: shapes are right-aligned; a dimension of 1 stretches.
 //
+// NaN inputs follow oneDNN (x86 min/max semantics), not IEEE/PyTorch propagation:
+// Relu(NaN) = 0, Clip(NaN) = alpha, Max/Min return one operand when the other is NaN
+// (which one is unspecified), Exp(NaN) may be inf. Check losses with std::isfinite.
+//
 //   Tensor y = math::Binary(BinaryKind::kAdd, x, bias);   // [b, n] + [n]
 //   Tensor s = math::Reduce(ReduceKind::kSum, y, {1}, /*keepdim=*/false);
 #ifndef OTGEN_NN_TENSOR_MATH_H_
@@ -35,7 +39,7 @@ enum class UnaryKind {
   kTanh,
   kSigmoid,
   kExp,
-  kLog,
+  kLog,  // within 1 ulp (a vectorized loop: oneDNN 2.6's eltwise_log errs by ~4e-6 near 1)
   kSqrt,
   kSquare,
   kAbs,
@@ -60,7 +64,8 @@ Tensor LogSumExp(const Tensor& x, const std::vector<int>& axes, bool keepdim);
 std::vector<int64_t> ArgMin(const Tensor& x, int axis);
 std::vector<int64_t> ArgMax(const Tensor& x, int axis);
 
-// Softmax / log-softmax along `axis`.
+// Softmax / log-softmax along `axis`. LogSoftmax is (x - max) - log(sum(exp(x - max))),
+// so the log-probability of a dominant entry keeps its relative accuracy.
 Tensor Softmax(const Tensor& x, int axis);
 Tensor LogSoftmax(const Tensor& x, int axis);
 

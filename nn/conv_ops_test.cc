@@ -1,0 +1,497 @@
+#include "nn/conv_ops.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nn/autograd.h"
+#include "nn/gradcheck.h"
+#include "nn/onednn_context.h"
+#include "nn/ops.h"
+#include "nn/random.h"
+#include "nn/tensor.h"
+#include "nn/tensor_math.h"
+
+namespace otgen::nn {
+namespace {
+
+using internal::ConvLayout;
+
+// The test shapes are tiny: one OpenMP thread avoids paying a synchronization per primitive,
+// which dominates (and becomes erratic) when other processes load the machine.
+class SingleThreadEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { SetNumThreads(1); }
+};
+const ::testing::Environment* const kSingleThread = ::testing::AddGlobalTestEnvironment(new SingleThreadEnvironment);
+
+// ---- Naive references (double accumulation) ------------------------------------------------
+
+Tensor RefConv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t s, int64_t p) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
+  const int64_t o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+  const int64_t ho = (h + 2 * p - kh) / s + 1, wo = (wd + 2 * p - kw) / s + 1;
+  Tensor y = Tensor::Zeros({n, o, ho, wo});
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t oc = 0; oc < o; ++oc)
+      for (int64_t i = 0; i < ho; ++i)
+        for (int64_t j = 0; j < wo; ++j) {
+          double acc = b.defined() ? b.at({oc}) : 0.0;
+          for (int64_t ic = 0; ic < c; ++ic)
+            for (int64_t u = 0; u < kh; ++u)
+              for (int64_t v = 0; v < kw; ++v) {
+                const int64_t r = s * i + u - p, q = s * j + v - p;
+                if (r < 0 || r >= h || q < 0 || q >= wd) continue;
+                acc += static_cast<double>(w.at({oc, ic, u, v})) * x.at({in, ic, r, q});
+              }
+          y.at({in, oc, i, j}) = static_cast<float>(acc);
+        }
+  return y;
+}
+
+Tensor RefConvTranspose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t s, int64_t p, int64_t op) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
+  const int64_t o = w.dim(1), kh = w.dim(2), kw = w.dim(3);
+  const int64_t ho = (h - 1) * s - 2 * p + kh + op, wo = (wd - 1) * s - 2 * p + kw + op;
+  std::vector<double> acc(n * o * ho * wo, 0.0);
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t ic = 0; ic < c; ++ic)
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t j = 0; j < wd; ++j)
+          for (int64_t oc = 0; oc < o; ++oc)
+            for (int64_t u = 0; u < kh; ++u)
+              for (int64_t v = 0; v < kw; ++v) {
+                const int64_t r = s * i + u - p, q = s * j + v - p;
+                if (r < 0 || r >= ho || q < 0 || q >= wo) continue;
+                acc[((in * o + oc) * ho + r) * wo + q] +=
+                    static_cast<double>(x.at({in, ic, i, j})) * w.at({ic, oc, u, v});
+              }
+  Tensor y = Tensor::Empty({n, o, ho, wo});
+  for (int64_t k = 0; k < y.numel(); ++k) {
+    const int64_t oc = (k / (ho * wo)) % o;
+    y.data()[k] = static_cast<float>(acc[k] + (b.defined() ? b.at({oc}) : 0.0));
+  }
+  return y;
+}
+
+// Per-channel batch statistics of [N, C] or [N, C, H, W]: mean and biased variance.
+void RefChannelStats(const Tensor& x, std::vector<double>* mean, std::vector<double>* var) {
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.numel() / (n * c);
+  mean->assign(c, 0.0);
+  var->assign(c, 0.0);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < hw; ++k) s += x.data()[(i * c + ch) * hw + k];
+    const double m = s / (n * hw);
+    double v = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < hw; ++k) v += std::pow(x.data()[(i * c + ch) * hw + k] - m, 2);
+    (*mean)[ch] = m;
+    (*var)[ch] = v / (n * hw);
+  }
+}
+
+Tensor RefNormalizeChannels(const Tensor& x, const std::vector<double>& mean, const std::vector<double>& var,
+                            const Tensor& gamma, const Tensor& beta, double eps) {
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.numel() / (n * c);
+  Tensor y = Tensor::Empty(x.shape());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < hw; ++k) {
+        const int64_t idx = (i * c + ch) * hw + k;
+        double v = (x.data()[idx] - mean[ch]) / std::sqrt(var[ch] + eps);
+        if (gamma.defined()) v *= gamma.data()[ch];
+        if (beta.defined()) v += beta.data()[ch];
+        y.data()[idx] = static_cast<float>(v);
+      }
+  return y;
+}
+
+Tensor RefLayerNorm(const Tensor& x, int64_t features, const Tensor& gamma, const Tensor& beta, double eps) {
+  const int64_t rows = x.numel() / features;
+  Tensor y = Tensor::Empty(x.shape());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x.data() + r * features;
+    double m = 0, v = 0;
+    for (int64_t k = 0; k < features; ++k) m += xr[k];
+    m /= features;
+    for (int64_t k = 0; k < features; ++k) v += (xr[k] - m) * (xr[k] - m);
+    v /= features;
+    for (int64_t k = 0; k < features; ++k) {
+      double out = (xr[k] - m) / std::sqrt(v + eps);
+      if (gamma.defined()) out *= gamma.data()[k];
+      if (beta.defined()) out += beta.data()[k];
+      y.data()[r * features + k] = static_cast<float>(out);
+    }
+  }
+  return y;
+}
+
+double Dot(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double s = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a.data()[i]) * b.data()[i];
+  return s;
+}
+
+void ExpectClose(const Tensor& actual, const Tensor& expected, float tol, const std::string& what) {
+  ASSERT_EQ(actual.shape(), expected.shape()) << what;
+  for (int64_t i = 0; i < actual.numel(); ++i) {
+    ASSERT_NEAR(actual.data()[i], expected.data()[i], tol * (1.0f + std::abs(expected.data()[i])))
+        << what << " element " << i;
+  }
+}
+
+Tensor Normal(const Shape& s, Rng& rng, float stddev = 1.0f) { return Tensor::Normal(s, 0.0f, stddev, rng); }
+
+// ---- Convolutions, under each memory layout ---------------------------------------------------
+
+struct ConvCase {
+  int64_t n, c, h, w, o, kh, kw, stride, padding, output_padding;
+};
+
+class ConvTest : public ::testing::TestWithParam<ConvLayout> {
+ protected:
+  void SetUp() override { internal::SetConvLayoutForTesting(GetParam()); }
+  void TearDown() override { internal::SetConvLayoutForTesting(ConvLayout::kAuto); }
+};
+
+TEST_P(ConvTest, Conv2dForwardMatchesNaiveLoops) {
+  Rng rng(11);
+  const std::vector<ConvCase> cases = {
+      {2, 3, 5, 5, 4, 3, 3, 1, 1, 0},    // same padding
+      {2, 3, 5, 5, 4, 3, 3, 2, 1, 0},    // stride 2
+      {2, 3, 8, 7, 4, 3, 3, 2, 0, 0},    // floor: last row of x unused, H != W
+      {2, 3, 7, 7, 5, 5, 5, 2, 2, 0},    // the critic's k5 s2 p2
+      {1, 2, 6, 6, 3, 3, 2, 1, 0, 0},    // non-square kernel
+      {2, 1, 28, 28, 8, 5, 5, 2, 2, 0},  // one input channel (MNIST)
+      {2, 16, 6, 6, 32, 3, 3, 2, 1, 0},  // channels that fill oneDNN's 16-blocks
+  };
+  for (const ConvCase& k : cases) {
+    const Tensor x = Normal({k.n, k.c, k.h, k.w}, rng);
+    const Tensor w = Normal({k.o, k.c, k.kh, k.kw}, rng, 0.3f);
+    const Tensor b = Normal({k.o}, rng);
+    const std::string what = absl::StrCat("Conv2d ", ShapeToString(x.shape()), " * ", ShapeToString(w.shape()), " s",
+                                          k.stride, " p", k.padding);
+    ExpectClose(Conv2d(Var(x), Var(w), Var(b), k.stride, k.padding).value(), RefConv2d(x, w, b, k.stride, k.padding),
+                1e-4f, what);
+    ExpectClose(Conv2d(Var(x), Var(w), Var(), k.stride, k.padding).value(),
+                RefConv2d(x, w, Tensor(), k.stride, k.padding), 1e-4f, what + " no bias");
+  }
+}
+
+TEST_P(ConvTest, ConvTranspose2dForwardMatchesNaiveLoops) {
+  Rng rng(12);
+  const std::vector<ConvCase> cases = {
+      {2, 3, 4, 4, 4, 3, 3, 2, 1, 1},    // stride 2, padding, output_padding
+      {2, 3, 4, 3, 2, 4, 4, 2, 1, 0},    // DCGAN k4 s2 p1: doubles the size, H != W
+      {2, 3, 4, 4, 2, 5, 5, 2, 2, 0},    // k5 s2 p2: 4 -> 7
+      {2, 3, 7, 7, 2, 5, 5, 2, 2, 1},    // k5 s2 p2 op1: 7 -> 14
+      {2, 3, 5, 5, 1, 3, 3, 1, 1, 0},    // to one channel, stride 1
+      {1, 2, 3, 3, 2, 3, 3, 3, 0, 2},    // stride 3, output_padding 2 (rows only reached by bias)
+      {2, 16, 3, 3, 16, 4, 4, 2, 1, 0},  // blocked-size channels
+  };
+  for (const ConvCase& k : cases) {
+    const Tensor x = Normal({k.n, k.c, k.h, k.w}, rng);
+    const Tensor w = Normal({k.c, k.o, k.kh, k.kw}, rng, 0.3f);
+    const Tensor b = Normal({k.o}, rng);
+    const std::string what = absl::StrCat("ConvTranspose2d ", ShapeToString(x.shape()), " * ", ShapeToString(w.shape()),
+                                          " s", k.stride, " p", k.padding, " op", k.output_padding);
+    const Var y = ConvTranspose2d(Var(x), Var(w), Var(b), k.stride, k.padding, k.output_padding);
+    EXPECT_EQ(y.dim(2), (k.h - 1) * k.stride - 2 * k.padding + k.kh + k.output_padding) << what;
+    ExpectClose(y.value(), RefConvTranspose2d(x, w, b, k.stride, k.padding, k.output_padding), 1e-4f, what);
+    ExpectClose(ConvTranspose2d(Var(x), Var(w), Var(), k.stride, k.padding, k.output_padding).value(),
+                RefConvTranspose2d(x, w, Tensor(), k.stride, k.padding, k.output_padding), 1e-4f, what + " no bias");
+  }
+}
+
+// <conv(x, w), g> = <x, conv^T(g, w)> = <w, BW(x, g)> at shapes too large for finite
+// differences, where oneDNN's blocked kernels run.
+TEST_P(ConvTest, BackwardKernelsAreAdjointsOfTheForward) {
+  Rng rng(13);
+  const std::vector<ConvCase> cases = {
+      {4, 32, 14, 14, 64, 5, 5, 2, 2, 0},
+      {4, 64, 7, 7, 32, 4, 4, 2, 1, 0},
+      {3, 16, 9, 9, 3, 3, 3, 1, 1, 0},
+      {3, 3, 9, 9, 16, 3, 3, 2, 0, 0},
+  };
+  for (const ConvCase& k : cases) {
+    const Conv2dGeometry geo{.stride = k.stride, .padding = k.padding};
+    const Tensor x = Normal({k.n, k.c, k.h, k.w}, rng);
+    const Tensor w = Normal({k.o, k.c, k.kh, k.kw}, rng, 0.1f);
+    const Tensor y = Conv2d(Var(x), Var(w), Var(), geo).value();
+    const Tensor g = Normal(y.shape(), rng);
+    const Tensor dx = Conv2dBackwardData(Var(g), Var(w), geo, k.h, k.w).value();
+    const Tensor dw = Conv2dBackwardWeights(Var(x), Var(g), geo, k.kh, k.kw).value();
+    const double lhs = Dot(y, g);
+    EXPECT_NEAR(Dot(x, dx), lhs, 1e-4 * (1 + std::abs(lhs)));
+    EXPECT_NEAR(Dot(w, dw), lhs, 1e-4 * (1 + std::abs(lhs)));
+    // Spot-check one weight-gradient entry against its definition.
+    double expected = 0;
+    for (int64_t n = 0; n < k.n; ++n)
+      for (int64_t i = 0; i < y.dim(2); ++i)
+        for (int64_t j = 0; j < y.dim(3); ++j) {
+          const int64_t r = k.stride * i + 1 - k.padding, q = k.stride * j + 2 - k.padding;
+          if (r < 0 || r >= k.h || q < 0 || q >= k.w) continue;
+          expected += static_cast<double>(g.at({n, 1, i, j})) * x.at({n, 2, r, q});
+        }
+    EXPECT_NEAR(dw.at({1, 2, 1, 2}), expected, 1e-4 * (1 + std::abs(expected)));
+  }
+}
+
+TEST_P(ConvTest, Conv2dGradients) {
+  Rng rng(14);
+  const Tensor x = Normal({2, 3, 5, 5}, rng), w = Normal({4, 3, 3, 3}, rng, 0.5f), b = Normal({4}, rng);
+  for (int64_t stride : {1, 2}) {
+    auto f = [stride](const std::vector<Var>& in) { return Conv2d(in[0], in[1], in[2], stride, 1); };
+    EXPECT_TRUE(GradCheck(f, {x, w, b}).ok()) << GradCheck(f, {x, w, b});
+    // Through a nonlinearity, so the backward rules' dependence on grad_out is exercised.
+    auto g = [stride](const std::vector<Var>& in) { return Tanh(Conv2d(in[0], in[1], in[2], stride, 1)); };
+    EXPECT_TRUE(GradGradCheck(g, {x, w, b}).ok()) << GradGradCheck(g, {x, w, b});
+  }
+  // Floor geometry (last row/column of x unused).
+  const Tensor x2 = Normal({2, 2, 6, 6}, rng), w2 = Normal({3, 2, 3, 3}, rng, 0.5f);
+  auto h = [](const std::vector<Var>& in) { return Tanh(Conv2d(in[0], in[1], Var(), 2, 0)); };
+  EXPECT_TRUE(GradCheck(h, {x2, w2}).ok()) << GradCheck(h, {x2, w2});
+  EXPECT_TRUE(GradGradCheck(h, {x2, w2}).ok()) << GradGradCheck(h, {x2, w2});
+}
+
+TEST_P(ConvTest, ConvTranspose2dGradients) {
+  Rng rng(15);
+  const Tensor x = Normal({2, 3, 3, 3}, rng), w = Normal({3, 2, 3, 3}, rng, 0.5f), b = Normal({2}, rng);
+  auto f = [](const std::vector<Var>& in) { return ConvTranspose2d(in[0], in[1], in[2], 2, 1, 1); };
+  EXPECT_TRUE(GradCheck(f, {x, w, b}).ok()) << GradCheck(f, {x, w, b});
+  auto g = [](const std::vector<Var>& in) { return Tanh(ConvTranspose2d(in[0], in[1], in[2], 2, 1, 1)); };
+  EXPECT_TRUE(GradGradCheck(g, {x, w, b}).ok()) << GradGradCheck(g, {x, w, b});
+  const Tensor w4 = Normal({3, 2, 4, 4}, rng, 0.5f);
+  auto h = [](const std::vector<Var>& in) { return Tanh(ConvTranspose2d(in[0], in[1], in[2], 2, 1, 0)); };
+  EXPECT_TRUE(GradCheck(h, {x, w4, b}).ok()) << GradCheck(h, {x, w4, b});
+  EXPECT_TRUE(GradGradCheck(h, {x, w4, b}).ok()) << GradGradCheck(h, {x, w4, b});
+}
+
+TEST_P(ConvTest, BackwardOpsGradients) {
+  Rng rng(16);
+  const Conv2dGeometry geo{.stride = 2, .padding = 1};
+  const Tensor x = Normal({2, 3, 5, 5}, rng), w = Normal({4, 3, 3, 3}, rng, 0.5f);
+  const Tensor g = Normal({2, 4, 3, 3}, rng);
+  auto data = [geo](const std::vector<Var>& in) { return Tanh(Conv2dBackwardData(in[0], in[1], geo, 5, 5)); };
+  EXPECT_TRUE(GradCheck(data, {g, w}).ok()) << GradCheck(data, {g, w});
+  EXPECT_TRUE(GradGradCheck(data, {g, w}).ok()) << GradGradCheck(data, {g, w});
+  auto weights = [geo](const std::vector<Var>& in) { return Tanh(Conv2dBackwardWeights(in[0], in[1], geo, 3, 3)); };
+  EXPECT_TRUE(GradCheck(weights, {x, g}).ok()) << GradCheck(weights, {x, g});
+  EXPECT_TRUE(GradGradCheck(weights, {x, g}).ok()) << GradGradCheck(weights, {x, g});
+}
+
+// The WGAN-GP use: d/dw of the squared input-gradient norm of a convolutional critic.
+TEST_P(ConvTest, GradientPenaltyOfConvCritic) {
+  Rng rng(17);
+  const Tensor x = Normal({2, 2, 6, 6}, rng), w1 = Normal({3, 2, 3, 3}, rng, 0.5f), b1 = Normal({3}, rng);
+  const Tensor w2 = Normal({2, 3, 3, 3}, rng, 0.5f);
+  auto penalty = [](const std::vector<Var>& in) {
+    EnableGradGuard record;  // GradCheck evaluates f under NoGradGuard
+    Var x = in[0];
+    if (!x.requires_grad()) x = Var(x.value(), true);  // finite-difference evaluations
+    const Var h = LeakyRelu(Conv2d(x, in[1], in[2], 2, 1), 0.2f);
+    const Var critic = SumAll(Tanh(Conv2d(h, in[3], Var(), 1, 1)));
+    const Var dx = Grad({critic}, {x}, {}, {.create_graph = true})[0];
+    return SumAll(Square(dx));
+  };
+  GradCheckOptions options;
+  options.skip_inputs = {0};
+  EXPECT_TRUE(GradCheck(penalty, {x, w1, b1, w2}, options).ok()) << GradCheck(penalty, {x, w1, b1, w2}, options);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ConvTest,
+                         ::testing::Values(ConvLayout::kAuto, ConvLayout::kPlain, ConvLayout::kBlocked),
+                         [](const ::testing::TestParamInfo<ConvLayout>& info) {
+                           switch (info.param) {
+                             case ConvLayout::kAuto:
+                               return std::string("Auto");
+                             case ConvLayout::kPlain:
+                               return std::string("Plain");
+                             case ConvLayout::kBlocked:
+                               return std::string("Blocked");
+                           }
+                           return std::string("Unknown");
+                         });
+
+TEST(ConvShapeTest, ValidatesShapes) {
+  EXPECT_EQ(*Conv2dOutputShape({64, 1, 28, 28}, {64, 1, 5, 5}, {.stride = 2, .padding = 2}), (Shape{64, 64, 14, 14}));
+  EXPECT_EQ(
+      *ConvTranspose2dOutputShape({64, 128, 7, 7}, {128, 64, 5, 5}, {.stride = 2, .padding = 2, .output_padding = 1}),
+      (Shape{64, 64, 14, 14}));
+  EXPECT_EQ(*ConvTranspose2dOutputShape({200, 256, 7, 7}, {256, 128, 4, 4}, {.stride = 2, .padding = 1}),
+            (Shape{200, 128, 14, 14}));
+  const auto bad_channels = Conv2dOutputShape({2, 3, 5, 5}, {4, 2, 3, 3}, {});
+  EXPECT_EQ(bad_channels.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_channels.status().message().find("[2, 3, 5, 5]"), std::string::npos) << bad_channels.status();
+  EXPECT_FALSE(Conv2dOutputShape({2, 3, 2, 2}, {4, 3, 5, 5}, {}).ok());
+  EXPECT_FALSE(Conv2dOutputShape({2, 3, 5, 5}, {4, 3, 3, 3}, {.stride = 0}).ok());
+  EXPECT_FALSE(Conv2dOutputShape({2, 3, 5, 5}, {4, 3, 3, 3}, {.output_padding = 1}).ok());
+  EXPECT_FALSE(ConvTranspose2dOutputShape({2, 3, 5, 5}, {3, 4, 3, 3}, {.stride = 2, .output_padding = 2}).ok());
+  EXPECT_FALSE(ConvTranspose2dOutputShape({2, 3, 5, 5}, {4, 3, 3, 3}, {}).ok());
+}
+
+// ---- Batch normalization -------------------------------------------------------------------
+
+TEST(BatchNormTest, TrainingForwardAndRunningStatisticsMatchHandComputation) {
+  Rng rng(21);
+  // [2, 20, 3, 3] runs oneDNN's blocked (nChw16c, channels padded to 32) kernel.
+  for (const Shape& shape : {Shape{4, 3}, Shape{2, 3, 4, 5}, Shape{2, 20, 3, 3}}) {
+    const int64_t c = shape[1];
+    const Tensor gamma = Normal({c}, rng), beta = Normal({c}, rng);
+    Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
+    std::vector<double> rm(c, 0.0), rv(c, 1.0);
+    const int64_t count = NumElements(shape) / c;
+    for (int step = 0; step < 3; ++step) {
+      const Tensor x = Tensor::Normal(shape, 1.5f * step, 2.0f, rng);
+      const Var y = BatchNorm(Var(x), Var(gamma), Var(beta), &running_mean, &running_var,
+                              {.training = true, .momentum = 0.1f, .eps = 1e-5f});
+      std::vector<double> mean, var;
+      RefChannelStats(x, &mean, &var);
+      ExpectClose(y.value(), RefNormalizeChannels(x, mean, var, gamma, beta, 1e-5), 1e-4f, "BatchNorm training");
+      for (int64_t ch = 0; ch < c; ++ch) {
+        rm[ch] = 0.9 * rm[ch] + 0.1 * mean[ch];
+        rv[ch] = 0.9 * rv[ch] + 0.1 * var[ch] * count / (count - 1.0);  // unbiased
+      }
+    }
+    for (int64_t ch = 0; ch < c; ++ch) {
+      EXPECT_NEAR(running_mean.at({ch}), rm[ch], 1e-5 * (1 + std::abs(rm[ch])));
+      EXPECT_NEAR(running_var.at({ch}), rv[ch], 1e-5 * (1 + std::abs(rv[ch])));
+    }
+    // Inference uses the running statistics and leaves them unchanged.
+    const Tensor x = Normal(shape, rng);
+    const Tensor before = running_mean.Clone();
+    const Var y = BatchNorm(Var(x), Var(gamma), Var(beta), &running_mean, &running_var, {.training = false});
+    ExpectClose(y.value(), RefNormalizeChannels(x, rm, rv, gamma, beta, 1e-5), 1e-4f, "BatchNorm inference");
+    EXPECT_EQ(math::MaxAbsDiff(before, running_mean), 0.0f);
+    // No affine parameters, no running statistics.
+    std::vector<double> mean, var;
+    RefChannelStats(x, &mean, &var);
+    ExpectClose(BatchNorm(Var(x), Var(), Var(), nullptr, nullptr).value(),
+                RefNormalizeChannels(x, mean, var, Tensor(), Tensor(), 1e-5), 1e-4f, "BatchNorm plain");
+  }
+}
+
+TEST(BatchNormTest, Gradients) {
+  Rng rng(22);
+  for (const Shape& shape : {Shape{6, 3}, Shape{2, 3, 4, 4}, Shape{2, 17, 2, 2}}) {
+    const int64_t c = shape[1];
+    const Tensor x = Normal(shape, rng), gamma = Normal({c}, rng), beta = Normal({c}, rng);
+    Tensor rm = Normal({c}, rng), rv = Tensor::Uniform({c}, 0.5f, 2.0f, rng);
+    auto train = [](const std::vector<Var>& in) { return BatchNorm(in[0], in[1], in[2], nullptr, nullptr); };
+    EXPECT_TRUE(GradCheck(train, {x, gamma, beta}).ok()) << GradCheck(train, {x, gamma, beta});
+    auto train_sq = [](const std::vector<Var>& in) { return Square(BatchNorm(in[0], in[1], in[2], nullptr, nullptr)); };
+    EXPECT_TRUE(GradGradCheck(train_sq, {x, gamma, beta}).ok()) << GradGradCheck(train_sq, {x, gamma, beta});
+    auto no_affine = [](const std::vector<Var>& in) {
+      return Square(BatchNorm(in[0], Var(), Var(), nullptr, nullptr));
+    };
+    EXPECT_TRUE(GradCheck(no_affine, {x}).ok()) << GradCheck(no_affine, {x});
+    auto eval = [&rm, &rv](const std::vector<Var>& in) {
+      return Square(BatchNorm(in[0], in[1], in[2], &rm, &rv, {.training = false}));
+    };
+    EXPECT_TRUE(GradCheck(eval, {x, gamma, beta}).ok()) << GradCheck(eval, {x, gamma, beta});
+    EXPECT_TRUE(GradGradCheck(eval, {x, gamma, beta}).ok()) << GradGradCheck(eval, {x, gamma, beta});
+  }
+}
+
+// The oneDNN first-order backward and the composed (create_graph) backward agree.
+TEST(BatchNormTest, FusedAndComposedBackwardAgree) {
+  Rng rng(23);
+  const Var x = Var::Parameter(Normal({8, 16, 5, 5}, rng));
+  const Var gamma = Var::Parameter(Normal({16}, rng)), beta = Var::Parameter(Normal({16}, rng));
+  const Var u = Var::Constant(Normal({8, 16, 5, 5}, rng));
+  auto loss = [&] { return SumAll(Mul(BatchNorm(x, gamma, beta, nullptr, nullptr), u)); };
+  const std::vector<Var> fused = Grad({loss()}, {x, gamma, beta});
+  const std::vector<Var> composed = Grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
+  // dx and dgamma depend on x (recorded); dbeta = sum(g) does not.
+  EXPECT_TRUE(composed[0].requires_grad());
+  EXPECT_TRUE(composed[1].requires_grad());
+  for (int k = 0; k < 3; ++k) {
+    ExpectClose(composed[k].value(), fused[k].value(), 2e-4f, absl::StrCat("BatchNorm grad ", k));
+  }
+}
+
+// ---- Layer normalization ---------------------------------------------------------------------
+
+TEST(LayerNormTest, ForwardMatchesReference) {
+  Rng rng(31);
+  const Tensor x = Tensor::Normal({4, 3, 5}, 2.0f, 3.0f, rng);
+  const Tensor g1 = Normal({5}, rng), b1 = Normal({5}, rng);
+  ExpectClose(LayerNorm(Var(x), Var(g1), Var(b1), 1).value(), RefLayerNorm(x, 5, g1, b1, 1e-5), 1e-4f, "k=1");
+  const Tensor g2 = Normal({3, 5}, rng), b2 = Normal({3, 5}, rng);
+  ExpectClose(LayerNorm(Var(x), Var(g2), Var(b2), 2).value(), RefLayerNorm(x, 15, g2, b2, 1e-5), 1e-4f, "k=2");
+  ExpectClose(LayerNorm(Var(x), Var(), Var(), 2, 1e-3f).value(), RefLayerNorm(x, 15, Tensor(), Tensor(), 1e-3), 1e-4f,
+              "no affine");
+  // Recording (training statistics) gives the same values.
+  ExpectClose(LayerNorm(Var::Parameter(x), Var(g2), Var(b2), 2).value(), RefLayerNorm(x, 15, g2, b2, 1e-5), 1e-4f,
+              "recorded");
+}
+
+TEST(LayerNormTest, Gradients) {
+  Rng rng(32);
+  const Tensor x = Normal({3, 2, 4}, rng), gamma = Normal({2, 4}, rng), beta = Normal({2, 4}, rng);
+  auto f = [](const std::vector<Var>& in) { return LayerNorm(in[0], in[1], in[2], 2); };
+  EXPECT_TRUE(GradCheck(f, {x, gamma, beta}).ok()) << GradCheck(f, {x, gamma, beta});
+  auto sq = [](const std::vector<Var>& in) { return Square(LayerNorm(in[0], in[1], in[2], 2)); };
+  EXPECT_TRUE(GradGradCheck(sq, {x, gamma, beta}).ok()) << GradGradCheck(sq, {x, gamma, beta});
+  const Tensor g1 = Normal({4}, rng);
+  auto last = [](const std::vector<Var>& in) { return Square(LayerNorm(in[0], in[1], Var(), 1)); };
+  EXPECT_TRUE(GradCheck(last, {x, g1}).ok()) << GradCheck(last, {x, g1});
+  EXPECT_TRUE(GradGradCheck(last, {x, g1}).ok()) << GradGradCheck(last, {x, g1});
+}
+
+TEST(LayerNormTest, FusedAndComposedBackwardAgree) {
+  Rng rng(33);
+  const Var x = Var::Parameter(Normal({16, 64}, rng));
+  const Var gamma = Var::Parameter(Normal({64}, rng)), beta = Var::Parameter(Normal({64}, rng));
+  const Var u = Var::Constant(Normal({16, 64}, rng));
+  auto loss = [&] { return SumAll(Mul(LayerNorm(x, gamma, beta), u)); };
+  const std::vector<Var> fused = Grad({loss()}, {x, gamma, beta});
+  const std::vector<Var> composed = Grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
+  for (int k = 0; k < 3; ++k) {
+    ExpectClose(composed[k].value(), fused[k].value(), 2e-4f, absl::StrCat("LayerNorm grad ", k));
+  }
+}
+
+// ---- Upsampling --------------------------------------------------------------------------------
+
+TEST(UpsampleTest, NearestAndSumPool) {
+  Rng rng(41);
+  const Tensor x = Normal({2, 3, 4, 5}, rng);
+  for (int64_t f : {2, 3}) {
+    const Tensor y = UpsampleNearest(Var(x), f).value();
+    ASSERT_EQ(y.shape(), (Shape{2, 3, 4 * f, 5 * f}));
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < 4 * f; ++i)
+          for (int64_t j = 0; j < 5 * f; ++j) ASSERT_EQ(y.at({n, c, i, j}), x.at({n, c, i / f, j / f}));
+    const Tensor z = SumPool(Var(y), f).value();
+    // Each block holds f*f copies.
+    ExpectClose(z, math::Unary(math::UnaryKind::kLinear, x, static_cast<float>(f * f), 0.0f), 1e-6f, "SumPool");
+  }
+  const Tensor big = Normal({2, 3, 6, 4}, rng);
+  const Tensor pooled = SumPool2x(Var(big)).value();
+  const float expected = big.at({1, 2, 2, 0}) + big.at({1, 2, 2, 1}) + big.at({1, 2, 3, 0}) + big.at({1, 2, 3, 1});
+  EXPECT_NEAR(pooled.at({1, 2, 1, 0}), expected, 1e-5f);
+}
+
+TEST(UpsampleTest, Gradients) {
+  Rng rng(42);
+  const Tensor x = Normal({2, 2, 3, 3}, rng);
+  auto up = [](const std::vector<Var>& in) { return Tanh(Upsample2x(in[0])); };
+  EXPECT_TRUE(GradCheck(up, {x}).ok()) << GradCheck(up, {x});
+  EXPECT_TRUE(GradGradCheck(up, {x}).ok()) << GradGradCheck(up, {x});
+  const Tensor y = Normal({2, 2, 4, 6}, rng);
+  auto pool = [](const std::vector<Var>& in) { return Tanh(SumPool2x(in[0])); };
+  EXPECT_TRUE(GradCheck(pool, {y}).ok()) << GradCheck(pool, {y});
+  EXPECT_TRUE(GradGradCheck(pool, {y}).ok()) << GradGradCheck(pool, {y});
+}
+
+}  // namespace
+}  // namespace otgen::nn
