@@ -8,6 +8,11 @@
 // "Forward" runs without recording; "ForwardBackward" records and back-propagates a random
 // cotangent to the input and all parameters. GFLOP/s counts 2 * MACs of the forward
 // convolution per pass (a backward pass costs two such passes).
+//
+// Timings include allocating each result Tensor; outputs over 32 MB come from fresh mmap'd
+// pages with glibc's default malloc settings (MALLOC_MMAP_MAX_=0 shows the cost). With
+// OMP_NUM_THREADS=1 the CPU column is the whole work, which stays meaningful when other
+// processes load the machine (OpenMP synchronization then inflates the 2-thread real time).
 #include <cstdint>
 #include <vector>
 
