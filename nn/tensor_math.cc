@@ -981,25 +981,38 @@ std::vector<int64_t> ArgMax(const Tensor& x, int axis) {
 Tensor Softmax(const Tensor& x, int axis) { return SoftmaxImpl(x, axis, /*log=*/false); }
 Tensor LogSoftmax(const Tensor& x, int axis) { return SoftmaxImpl(x, axis, /*log=*/true); }
 
-Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+namespace {
+
+// The checked shape of op(a) @ op(b).
+Shape MatMulShape(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   const std::string shapes = absl::StrCat(S(a.shape()), transpose_a ? "^T" : "", " @ ", S(b.shape()),
                                           transpose_b ? "^T" : "");
   OTGEN_CHECK(a.rank() == b.rank() && (a.rank() == 2 || a.rank() == 3),
               absl::StrCat("matmul needs two 2-D or two 3-D tensors, got ", shapes));
   const bool batched = a.rank() == 3;
-  const int64_t batch = batched ? a.dim(0) : 1;
-  OTGEN_CHECK(!batched || b.dim(0) == batch, absl::StrCat("matmul batch sizes differ: ", shapes));
+  OTGEN_CHECK(!batched || b.dim(0) == a.dim(0), absl::StrCat("matmul batch sizes differ: ", shapes));
   const int64_t m = transpose_a ? a.dim(-1) : a.dim(-2);
   const int64_t k = transpose_a ? a.dim(-2) : a.dim(-1);
   const int64_t kb = transpose_b ? b.dim(-1) : b.dim(-2);
   const int64_t n = transpose_b ? b.dim(-2) : b.dim(-1);
   OTGEN_CHECK(k == kb, absl::StrCat("matmul inner dimensions differ (", k, " vs ", kb, "): ", shapes));
-  const Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
-  if (NumElements(out_shape) == 0) return Tensor::Empty(out_shape);
-  if (k == 0) return Tensor::Zeros(out_shape);
+  return batched ? Shape{a.dim(0), m, n} : Shape{m, n};
+}
+
+// out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
+void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out) {
+  const bool batched = a.rank() == 3;
+  const int64_t batch = batched ? a.dim(0) : 1;
+  const int64_t m = out.dim(-2), n = out.dim(-1);
+  const int64_t k = transpose_a ? a.dim(-2) : a.dim(-1);
+  if (out.numel() == 0) return;
+  if (k == 0) {
+    out.Fill(0.0f);
+    return;
+  }
 
   if (!UsePrimitive(batch * m * n * k, kMinPrimitiveMatMulMacs)) {
-    Tensor out = Tensor::Zeros(out_shape);
+    out.Fill(0.0f);
     for (int64_t t = 0; t < batch; ++t) {
       const float* pa = a.data() + t * m * k;
       const float* pb = b.data() + t * k * n;
@@ -1015,7 +1028,7 @@ Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
         }
       }
     }
-    return out;
+    return;
   }
 
   // Transposes are strides on the memory descriptors: a stored [k, m] is read as an
@@ -1042,11 +1055,32 @@ Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(key, [&] {
     return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), ctx.engine()));
   });
-  Tensor out = Tensor::Empty(out_shape);
   Execute(primitive, {{DNNL_ARG_SRC, Wrap(a_md, a.data())},
                       {DNNL_ARG_WEIGHTS, Wrap(b_md, b.data())},
                       {DNNL_ARG_DST, Wrap(c_md, out.data())}});
+}
+
+bool Overlap(const Tensor& x, const Tensor& y) {
+  if (x.numel() == 0 || y.numel() == 0) return false;
+  return x.data() < y.data() + y.numel() && y.data() < x.data() + x.numel();
+}
+
+}  // namespace
+
+Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  Tensor out = Tensor::Empty(MatMulShape(a, b, transpose_a, transpose_b));
+  MatMulKernel(a, b, transpose_a, transpose_b, out);
   return out;
+}
+
+void MatMulInto(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor* out) {
+  const Shape shape = MatMulShape(a, b, transpose_a, transpose_b);
+  OTGEN_CHECK(out != nullptr && out->defined() && out->shape() == shape,
+              absl::StrCat("MatMulInto: output of shape ", out != nullptr && out->defined() ? S(out->shape()) : "none",
+                           " for a product of shape ", S(shape)));
+  OTGEN_CHECK(!Overlap(*out, a) && !Overlap(*out, b),
+              absl::StrCat("MatMulInto: the output of shape ", S(shape), " overlaps an input"));
+  MatMulKernel(a, b, transpose_a, transpose_b, *out);
 }
 
 Tensor Transpose(const Tensor& x) {

@@ -648,6 +648,27 @@ TEST_P(TensorMathTest, MatMulAllTransposesAndBatches) {
   }
 }
 
+TEST_P(TensorMathTest, MatMulIntoReusesTheOutputBuffer) {
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Tensor a = Normal(ta ? Shape{40, 30} : Shape{30, 40});
+      const Tensor b = Normal(tb ? Shape{20, 40} : Shape{40, 20});
+      Tensor out = Tensor::Full({30, 20}, std::nanf(""));  // stale contents are overwritten
+      const float* buffer = out.data();
+      MatMulInto(a, b, ta, tb, &out);
+      EXPECT_EQ(out.data(), buffer);
+      ExpectEqualTensors(out, MatMul(a, b, ta, tb), "MatMulInto vs MatMul");
+    }
+  }
+  const Tensor a = Normal({2, 5, 7}), b = Normal({2, 7, 3});
+  Tensor out = Tensor::Full({2, 5, 3}, 9.0f);
+  MatMulInto(a, b, false, false, &out);
+  ExpectEqualTensors(out, MatMul(a, b), "batched MatMulInto");
+  Tensor zeros = Tensor::Full({3, 4}, 9.0f);
+  MatMulInto(Tensor::Zeros({3, 0}), Tensor::Zeros({0, 4}), false, false, &zeros);
+  for (float v : zeros.span()) EXPECT_EQ(v, 0.0f);
+}
+
 TEST_P(TensorMathTest, MatMulDegenerateSizes) {
   const Tensor c = MatMul(Tensor::Zeros({3, 0}), Tensor::Zeros({0, 4}));
   ASSERT_EQ(c.shape(), (Shape{3, 4}));
@@ -869,6 +890,11 @@ TEST_F(TensorMathDeathTest, ShapeErrorsNameBothShapes) {
   EXPECT_DEATH(IndexRows(Tensor::Zeros({2, 3}), {2}), "index 2 at position 0 out of range for shape \\[2, 3\\]");
   EXPECT_DEATH(Permute(Tensor::Zeros({2, 3}), {0, 0}), "permutation \\[0, 0\\] of shape \\[2, 3\\]");
   EXPECT_DEATH(Reduce(ReduceKind::kSum, Tensor::Zeros({2, 3}), {1, -1}, false), "repeated");
+  Tensor wrong = Tensor::Zeros({3, 5});
+  EXPECT_DEATH(MatMulInto(Tensor::Zeros({3, 4}), Tensor::Zeros({4, 6}), false, false, &wrong),
+               "output of shape \\[3, 5\\] for a product of shape \\[3, 6\\]");
+  Tensor square = Tensor::Zeros({4, 4});
+  EXPECT_DEATH(MatMulInto(square, Tensor::Zeros({4, 4}), false, false, &square), "overlaps an input");
 }
 
 }  // namespace

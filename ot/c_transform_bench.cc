@@ -1,0 +1,213 @@
+// Benchmarks of the streamed c-transform on MNIST-sized problems (seed 000's SDOT hot path):
+// b = 200 source points against J = 60000 targets in d = 784.
+//
+//   bazel run -c opt //ot:c_transform_bench
+//   bazel run -c opt //ot:c_transform_bench -- --benchmark_filter=Mnist
+//
+// Data: "Random" = uniform [0, 1) points of the MNIST shapes (in 784-d all random points are
+// nearly equidistant, so at lambda = 0.01 every target carries weight and the soft path is
+// dense); "Mnist" = the real MNIST training images as targets and 200 test images as sources
+// (the soft-min concentrates on a few thousand targets: the sparse path). The cost is seed
+// 000's ||x - y||^2 / alpha, alpha = mean_j ||y_j||^2. Counters: GFLOP/s of the x.y GEMM
+// (2 b J d flops per pass over the targets), dense rows and kept pairs of the soft path, and
+// for J = 10^6 the peak resident memory beyond the data (VmHWM after the call minus VmRSS
+// before it, with the peak reset through /proc/self/clear_refs).
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "nn/random.h"
+#include "ot/c_transform.h"
+#include "ot/cost.h"
+#include "ot/target_set.h"
+#include "ot/types.h"
+
+namespace otgen::ot {
+namespace {
+
+constexpr int64_t kBatch = 200;
+constexpr int64_t kDim = 784;
+constexpr int64_t kTargets = 60000;
+
+RowMatrixXf RandomPoints(int64_t n, int64_t d, uint64_t seed) {
+  nn::Rng rng(seed);
+  RowMatrixXf p(n, d);
+  float* data = p.data();
+  for (int64_t i = 0; i < n * d; ++i) data[i] = rng.Uniform();
+  return p;
+}
+
+// Reads an MNIST IDX image file (from the runfiles) as n x 784 floats in [0, 1].
+RowMatrixXf ReadIdxImages(const std::string& name, int64_t max_images) {
+  const std::vector<std::string> candidates = {"../mnist/" + name, "external/mnist/" + name, "mnist/" + name};
+  for (const std::string& path : candidates) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;
+    unsigned char header[16];
+    in.read(reinterpret_cast<char*>(header), 16);
+    const int64_t n = (int64_t{header[4]} << 24) | (header[5] << 16) | (header[6] << 8) | header[7];
+    const int64_t count = std::min(n, max_images);
+    std::vector<unsigned char> bytes(count * kDim);
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    RowMatrixXf out(count, kDim);
+    for (int64_t i = 0; i < count * kDim; ++i) out.data()[i] = bytes[i] / 255.0f;
+    return out;
+  }
+  std::fprintf(stderr, "c_transform_bench: cannot find MNIST file %s in the runfiles\n", name.c_str());
+  std::abort();
+}
+
+struct Setup {
+  RowMatrixXf x;
+  std::shared_ptr<const InMemoryTargetSet> targets;
+  Cost cost;
+  Eigen::VectorXf psi;
+};
+
+std::unique_ptr<Setup> MakeSetup(RowMatrixXf y, RowMatrixXf x) {
+  auto s = std::make_unique<Setup>();
+  s->cost = *NormalizedSquaredEuclideanCost(y);
+  s->targets = *InMemoryTargetSet::CreateUniform(y);
+  s->x = std::move(x);
+  s->psi = Eigen::VectorXf::Zero(y.rows());
+  return s;
+}
+
+Setup& RandomSetup() {
+  static Setup* s = MakeSetup(RandomPoints(kTargets, kDim, 1), RandomPoints(kBatch, kDim, 2)).release();
+  return *s;
+}
+
+Setup& MnistSetup() {
+  static Setup* s = MakeSetup(ReadIdxImages("train-images-idx3-ubyte", kTargets),
+                              ReadIdxImages("t10k-images-idx3-ubyte", kBatch))
+                        .release();
+  return *s;
+}
+
+void RunCTransform(benchmark::State& state, Setup& s, float lambda, bool grad_x, bool grad_psi) {
+  CTransformOptions opt;
+  opt.lambda = lambda;
+  auto ct = CTransform::Create(s.targets, s.cost, opt);
+  if (!ct.ok()) {
+    state.SkipWithError(ct.status().ToString().c_str());
+    return;
+  }
+  CTransformResult r;
+  const CTransformRequest request{.grad_x = grad_x, .grad_psi = grad_psi};
+  if (!ct->Compute(s.x, s.psi, request, &r).ok()) {  // warm-up: workspace pages, primitives
+    state.SkipWithError("Compute failed");
+    return;
+  }
+  for (auto _ : state) {
+    const absl::Status st = ct->Compute(s.x, s.psi, request, &r);
+    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
+    benchmark::DoNotOptimize(r.values.data());
+  }
+  const double flops = 2.0 * s.x.rows() * s.targets->size() * s.targets->dim();
+  state.counters["GFLOP/s(1 pass)"] =
+      benchmark::Counter(flops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["dense_rows"] = static_cast<double>(r.dense_rows);
+  state.counters["pairs_per_row"] = static_cast<double>(r.candidate_pairs) / static_cast<double>(s.x.rows());
+}
+
+void BM_Random_Hard_GradPsiGradX(benchmark::State& state) { RunCTransform(state, RandomSetup(), 0.0f, true, true); }
+void BM_Random_Hard_GradPsi(benchmark::State& state) { RunCTransform(state, RandomSetup(), 0.0f, false, true); }
+void BM_Random_Soft001_GradPsiGradX(benchmark::State& state) {
+  RunCTransform(state, RandomSetup(), 0.01f, true, true);
+}
+void BM_Random_Soft001_GradPsi(benchmark::State& state) { RunCTransform(state, RandomSetup(), 0.01f, false, true); }
+void BM_Random_Soft001_ValuesOnly(benchmark::State& state) {
+  RunCTransform(state, RandomSetup(), 0.01f, false, false);
+}
+void BM_Mnist_Hard_GradPsiGradX(benchmark::State& state) { RunCTransform(state, MnistSetup(), 0.0f, true, true); }
+void BM_Mnist_Soft001_GradPsiGradX(benchmark::State& state) {
+  RunCTransform(state, MnistSetup(), 0.01f, true, true);
+}
+void BM_Mnist_Soft001_GradPsi(benchmark::State& state) { RunCTransform(state, MnistSetup(), 0.01f, false, true); }
+void BM_Mnist_Soft0025_GradPsiGradX(benchmark::State& state) {
+  RunCTransform(state, MnistSetup(), 0.025f, true, true);
+}
+
+BENCHMARK(BM_Random_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Random_Hard_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Random_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Random_Soft001_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Random_Soft001_ValuesOnly)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Mnist_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Mnist_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Mnist_Soft001_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Mnist_Soft0025_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// ---- J = 10^6 targets: time and memory beyond the data -----------------------------------------
+
+int64_t ReadStatusKb(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const std::string prefix = std::string(key) + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::atoll(line.c_str() + prefix.size());
+  }
+  return -1;
+}
+
+bool ResetPeakRss() {
+  std::ofstream out("/proc/self/clear_refs");
+  if (!out) return false;
+  out << "5";
+  return static_cast<bool>(out);
+}
+
+Setup& MillionSetup() {
+  static Setup* s = [] {
+    constexpr int64_t kMillion = 1000000;
+    auto setup = std::make_unique<Setup>();
+    {
+      RowMatrixXf y = RandomPoints(kMillion, kDim, 3);
+      setup->cost = *NormalizedSquaredEuclideanCost(y);
+      setup->targets = *InMemoryTargetSet::CreateUniform(y);
+    }  // the source copy is freed: only the target set remains
+    setup->x = RandomPoints(kBatch, kDim, 4);
+    setup->psi = Eigen::VectorXf::Zero(kMillion);
+    return setup.release();
+  }();
+  return *s;
+}
+
+void RunMillion(benchmark::State& state, float lambda) {
+  Setup& s = MillionSetup();
+  CTransformOptions opt;
+  opt.lambda = lambda;
+  auto ct = CTransform::Create(s.targets, s.cost, opt);
+  CTransformResult r;
+  // Memory of the first call (fresh workspace and result buffers) beyond the data.
+  const int64_t before_kb = ReadStatusKb("VmRSS");
+  const bool reset = ResetPeakRss();
+  if (!ct->Compute(s.x, s.psi, {}, &r).ok()) {
+    state.SkipWithError("Compute failed");
+    return;
+  }
+  const int64_t peak_kb = ReadStatusKb("VmHWM");
+  for (auto _ : state) {
+    const absl::Status st = ct->Compute(s.x, s.psi, {}, &r);
+    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
+  }
+  const double flops = 2.0 * s.x.rows() * s.targets->size() * s.targets->dim();
+  state.counters["GFLOP/s(1 pass)"] =
+      benchmark::Counter(flops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["extra_MiB"] = reset ? static_cast<double>(peak_kb - before_kb) / 1024.0 : -1.0;
+  state.counters["dense_rows"] = static_cast<double>(r.dense_rows);
+}
+
+void BM_Million_Hard_GradPsiGradX(benchmark::State& state) { RunMillion(state, 0.0f); }
+void BM_Million_Soft001_GradPsiGradX(benchmark::State& state) { RunMillion(state, 0.01f); }
+
+BENCHMARK(BM_Million_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_Million_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+}  // namespace
+}  // namespace otgen::ot
