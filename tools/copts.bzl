@@ -38,7 +38,7 @@ def otgen_cc_bench(name, copts = [], deps = [], **kwargs):
     native.cc_binary(
         name = name,
         copts = OTGEN_COPTS + OTGEN_OPT_COPTS + copts,
-        deps = deps + ["@com_google_benchmark//:benchmark_main"],
+        deps = deps + ["@benchmark//:benchmark_main"],
         testonly = True,
         **kwargs
     )

@@ -78,7 +78,7 @@ def otgen_dependencies():
     )
     maybe(
         system_library,
-        name = "com_google_benchmark",
+        name = "benchmark",
         build_file = str(Label("//tools/third_party/benchmark:BUILD.benchmark")),
     )
     maybe(
