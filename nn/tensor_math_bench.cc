@@ -1,8 +1,11 @@
 // Benchmarks of the tensor kernels: `bazel run -c opt //nn:tensor_math_bench`.
 //
-// MatMul reports FLOP/s (2 m n k per product; this machine's oneDNN sgemm peak is about
-// 210 GFLOP/s on 2 cores); memory-bound kernels report bytes read + written per second.
-// Every call allocates its output, as the kernels do in a network.
+// MatMul reports FLOP/s (2 m n k per product; raw oneDNN sgemm reaches about 530 GFLOP/s
+// with 2 threads on this machine, 270 with 1); memory-bound kernels report bytes read +
+// written per second. Every call allocates its output, as the kernels do in a network.
+// OpenMP with 2 threads on 2 shared cores suffers badly when other processes run
+// (barriers wait for a descheduled thread): rerun on a quiet machine, or compare with
+// OMP_NUM_THREADS=1.
 #include <cstdint>
 #include <vector>
 
