@@ -232,6 +232,9 @@ class CTransformImpl {
   AlignedBuffer<float> screen_norm_;  // J: ||y^||
   AlignedBuffer<uint16_t> screen_x_;  // b x screen_pad_
   std::vector<float> screen_bound_;   // threads x b: local upper bounds of the screened minimum
+  std::vector<float> screen_scale_;   // b: (2/s) ||x_i|| (bound factor of err_j)
+  std::vector<float> screen_xerr_;    // b: (2/s) ||x_i - x^_i|| (bound factor of ||y^_j||)
+  std::vector<float> small_ell_;      // b
   std::vector<int64_t> screen_refined_;  // threads
   int screen_skip_ = 0;               // calls left with screening switched off
   // Probe (lambda > 0, streamed path): a fixed strided sample of the targets.
@@ -354,10 +357,7 @@ absl::Status CTransformImpl::ValidateInputs(const Eigen::Ref<const RowMatrixXf>&
 }
 
 void CTransformImpl::PrepareOffsets(const Eigen::Ref<const Eigen::VectorXf>& psi) {
-  const float* base = base_offset_.data();
-  const float* p = psi.data();
-  float* off = offset_.data();
-  for (int64_t j = 0; j < J_; ++j) off[j] = base[j] - p[j];
+  Eigen::Map<Eigen::VectorXf>(offset_.data(), J_) = Eigen::Map<const Eigen::VectorXf>(base_offset_.data(), J_) - psi;
 }
 
 void CTransformImpl::PrepareRowConstants(const Eigen::Ref<const RowMatrixXf>& x) {
@@ -366,10 +366,7 @@ void CTransformImpl::PrepareRowConstants(const Eigen::Ref<const RowMatrixXf>& x)
   if (fused_) {
     const double inv_s = 1.0 / cost_.scale;
     for (int64_t i = 0; i < b; ++i) {
-      const float* xi = x.data() + i * x.outerStride();
-      double sq = 0.0;
-      for (int64_t k = 0; k < d_; ++k) sq += static_cast<double>(xi[k]) * xi[k];
-      xs_[i] = static_cast<float>(sq * inv_s);
+      xs_[i] = static_cast<float>(ct::SquaredNormDouble(x.data() + i * x.outerStride(), d_) * inv_s);
     }
   } else {
     x_data_ = CostPointData(cost_, x);
@@ -441,23 +438,16 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
   }
   if (gemm_failed_.load()) return absl::InternalError("c-transform: dnnl_sgemm failed");
 
+  const Eigen::Map<const Eigen::VectorXf> nu = targets_->WeightsVector();
   if (request.grad_psi && !raw_assignment_sums) {
-    const float* nu = targets_->weights();
-    const float inv_b = 1.0f / static_cast<float>(b);
-    float* g = result->grad_psi.data();
-    for (int64_t j = 0; j < J_; ++j) g[j] = nu[j] - g[j] * inv_b;
+    result->grad_psi = nu - result->grad_psi * (1.0f / static_cast<float>(b));
   }
   if (request.grad_x) {
     OTGEN_RETURN_IF_ERROR(targets_->AllReduceSum(absl::MakeSpan(result->grad_x.data(), result->grad_x.size())));
   }
-  double mean = 0.0;
-  for (int64_t i = 0; i < b; ++i) mean += result->values[i];
-  mean /= static_cast<double>(b);
-  double dot = 0.0;
-  const float* nu = targets_->weights();
-  for (int64_t j = 0; j < J_; ++j) {
-    if (nu[j] > 0.0f) dot += static_cast<double>(nu[j]) * psi[j];
-  }
+  const double mean = result->values.cast<double>().mean();
+  // Targets of weight 0 contribute 0 (psi is finite).
+  double dot = nu.cast<double>().dot(psi.cast<double>());
   OTGEN_RETURN_IF_ERROR(targets_->AllReduceSum(absl::MakeSpan(&dot, 1)));
   result->mean_value = mean;
   result->semi_dual = mean + dot;
@@ -831,24 +821,71 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
     --screen_skip_;
     screen = false;
   }
-  std::vector<float> bound_scale(b), bound_xerr(b);
+  std::vector<float>& bound_scale = screen_scale_;
+  std::vector<float>& bound_xerr = screen_xerr_;
   if (screen) {
     if (!screen_ready_) BuildScreeningCopy();
     uint16_t* xs = screen_x_.Reserve(b * screen_pad_);
+    bound_scale.resize(b);
+    bound_xerr.resize(b);
     for (int64_t i = 0; i < b; ++i) {
       const double ex = ct::ToBf16Row(x.data() + i * ldx, d_, xs + i * screen_pad_);
       const double nx = std::sqrt(static_cast<double>(xs_[i]) * cost_.scale);
       // |g - g^| <= (2/s) (||x|| err_j + ||x - x^|| ||y^_j||).
-      bound_scale[i] = static_cast<float>(-alpha * nx * (1.0 + 1e-6));
-      bound_xerr[i] = static_cast<float>(-alpha * (ex + 1e-7 * nx));
+      bound_scale[i] = static_cast<float>(-alpha * nx * (1.0 + 1e-5));
+      bound_xerr[i] = static_cast<float>(-alpha * (ex + 1e-6 * nx));
     }
     screen_bound_.assign(static_cast<size_t>(nt) * b, ct::kInf);
     screen_refined_.assign(nt, 0);
   }
   const float limit_slack = soft ? threshold_ : 0.0f;
 
-  // Region 1: g values and shard-local partials per thread.
+  const bool want_grad = request.grad_x;
+  const bool want_weights = request.grad_x || request.grad_psi;
+  std::vector<float>& ell = small_ell_;
+  ell.resize(b);
   int team = 1;
+  // Combines the threads' partials, then across shards (the master thread calls this inside
+  // the parallel region: MPI's "funneled" mode suffices); values; lambda = 0 gradients.
+  auto combine = [&]() -> absl::Status {
+    if (screen) {
+      int64_t refined = 0;
+      for (int t = 0; t < team; ++t) refined += screen_refined_[t];
+      result->candidate_pairs += refined;
+      if (2 * refined > b * J_) screen_skip_ = 64;  // screening does not pay here: pause it
+    }
+    if (soft) {
+      soft_rows_.assign(b, SoftminPartial{});
+      for (int t = 0; t < team; ++t) {
+        for (int64_t i = 0; i < b; ++i) soft_rows_[i] = CombineSoftmin(soft_rows_[i], threads_[t].soft[i], inv_lambda_);
+      }
+      OTGEN_RETURN_IF_ERROR(targets_->AllReduceSoftmin(absl::MakeSpan(soft_rows_), inv_lambda_));
+      for (int64_t i = 0; i < b; ++i) {
+        const double e =
+            static_cast<double>(soft_rows_[i].min) - static_cast<double>(lambda_) * std::log(soft_rows_[i].sum);
+        ell[i] = static_cast<float>(e);
+        result->values[i] = static_cast<float>(xs_[i] + e);
+      }
+      return absl::OkStatus();
+    }
+    hard_rows_.assign(b, MinArgmin{});
+    for (int t = 0; t < team; ++t) {
+      for (int64_t i = 0; i < b; ++i) hard_rows_[i] = CombineMinArgmin(hard_rows_[i], threads_[t].hard[i]);
+    }
+    OTGEN_RETURN_IF_ERROR(targets_->AllReduceMinArgmin(absl::MakeSpan(hard_rows_)));
+    for (int64_t i = 0; i < b; ++i) {
+      result->values[i] = xs_[i] + hard_rows_[i].value;
+      result->assignment[i] = hard_rows_[i].index;
+      const int64_t j = hard_rows_[i].index - shard_offset;
+      if (j < 0 || j >= J_) continue;
+      if (col_sum != nullptr) col_sum[j] += 1.0f;
+      if (request.grad_x) HardGradient(x.data() + i * ldx, j, result->grad_x.data() + i * d_);
+    }
+    return absl::OkStatus();
+  };
+  absl::Status combine_status;
+
+  // One parallel region: values and partials, combine (master), weights and gradients.
 #pragma omp parallel num_threads(nt)
   {
     const int me = omp_get_thread_num();
@@ -867,32 +904,32 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
       const float* nrm = screen_norm_.data();
       for (int64_t j = lo; j < hi; ++j) {
         for (int64_t i = 0; i < b; ++i) {
-          const float g = alpha * ct::DotBf16(screen_x_.data() + i * screen_pad_, ys + j * screen_pad_, screen_pad_);
-          u[i * J_ + j] = g;
-          const float ub = g + off[j] + bound_scale[i] * err[j] + bound_xerr[i] * nrm[j];
-          float& best = screen_bound_[static_cast<size_t>(me) * b + i];
-          if (ub < best) best = ub;
+          u[i * J_ + j] = alpha * ct::DotBf16(screen_x_.data() + i * screen_pad_, ys + j * screen_pad_, screen_pad_);
+        }
+      }
+      if (hi > lo) {
+        for (int64_t i = 0; i < b; ++i) {
+          screen_bound_[static_cast<size_t>(me) * b + i] = ct::ScreenUpperMin(
+              u + i * J_ + lo, off + lo, err + lo, nrm + lo, bound_scale[i], bound_xerr[i], hi - lo);
         }
       }
 #pragma omp barrier
       // (b) Exact float values for the targets that can matter; the others are dropped.
       const int members = omp_get_num_threads();
+      int32_t* selected = ts.scratch_index.Reserve(hi - lo + 16);
+      float* exact = ts.scratch_value.Reserve(hi - lo + 16);
       int64_t refined = 0;
-      for (int64_t i = 0; i < b; ++i) {
+      for (int64_t i = 0; i < b && hi > lo; ++i) {
         float ub = ct::kInf;
         for (int t = 0; t < members; ++t) ub = std::min(ub, screen_bound_[static_cast<size_t>(t) * b + i]);
-        const float limit = ub + limit_slack;
         const float* xi = x.data() + i * ldx;
         float* ui = u + i * J_;
-        for (int64_t j = lo; j < hi; ++j) {
-          const float lb = ui[j] + off[j] - bound_scale[i] * err[j] - bound_xerr[i] * nrm[j];
-          if (lb <= limit) {
-            ui[j] = alpha * ct::Dot(xi, points + j * d_, d_);
-            ++refined;
-          } else {
-            ui[j] = ct::kInf;
-          }
-        }
+        const int64_t count = ct::ScreenSelect(ui + lo, off + lo, err + lo, nrm + lo, bound_scale[i], bound_xerr[i],
+                                               ub + limit_slack, hi - lo, static_cast<int32_t>(lo), selected);
+        for (int64_t q = 0; q < count; ++q) exact[q] = alpha * ct::Dot(xi, points + static_cast<int64_t>(selected[q]) * d_, d_);
+        std::fill(ui + lo, ui + hi, ct::kInf);
+        for (int64_t q = 0; q < count; ++q) ui[selected[q]] = exact[q];
+        refined += count;
       }
       screen_refined_[me] = refined;
     } else if (hi > lo) {
@@ -918,82 +955,42 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
         }
       }
     }
-  }
-
-  if (screen) {
-    int64_t refined = 0;
-    for (int t = 0; t < team; ++t) refined += screen_refined_[t];
-    result->candidate_pairs += refined;
-    if (2 * refined > b * J_) screen_skip_ = 64;  // screening does not pay here: pause it
-  }
-
-  // Combine across threads and shards; values.
-  std::vector<float> ell(b);
-  if (soft) {
-    soft_rows_.assign(b, SoftminPartial{});
-    for (int t = 0; t < team; ++t) {
-      for (int64_t i = 0; i < b; ++i) soft_rows_[i] = CombineSoftmin(soft_rows_[i], threads_[t].soft[i], inv_lambda_);
-    }
-    OTGEN_RETURN_IF_ERROR(targets_->AllReduceSoftmin(absl::MakeSpan(soft_rows_), inv_lambda_));
-    for (int64_t i = 0; i < b; ++i) {
-      const double e =
-          static_cast<double>(soft_rows_[i].min) - static_cast<double>(lambda_) * std::log(soft_rows_[i].sum);
-      ell[i] = static_cast<float>(e);
-      result->values[i] = static_cast<float>(xs_[i] + e);
-    }
-  } else {
-    hard_rows_.assign(b, MinArgmin{});
-    for (int t = 0; t < team; ++t) {
-      for (int64_t i = 0; i < b; ++i) hard_rows_[i] = CombineMinArgmin(hard_rows_[i], threads_[t].hard[i]);
-    }
-    OTGEN_RETURN_IF_ERROR(targets_->AllReduceMinArgmin(absl::MakeSpan(hard_rows_)));
-    for (int64_t i = 0; i < b; ++i) {
-      result->values[i] = xs_[i] + hard_rows_[i].value;
-      result->assignment[i] = hard_rows_[i].index;
-      const int64_t j = hard_rows_[i].index - shard_offset;
-      if (j < 0 || j >= J_) continue;
-      if (col_sum != nullptr) col_sum[j] += 1.0f;
-      if (request.grad_x) HardGradient(x.data() + i * ldx, j, result->grad_x.data() + i * d_);
-    }
-    return absl::OkStatus();
-  }
-  if (!request.grad_x && !request.grad_psi) return absl::OkStatus();
-  result->dense_rows += b;
-
-  // Region 2: weights, column sums and gradient partials.
-  const bool want_grad = request.grad_x;
-  int team2 = 1;
-#pragma omp parallel num_threads(nt)
-  {
-    const int me = omp_get_thread_num();
-    if (me == 0) team2 = omp_get_num_threads();
-    ThreadState& ts = State(me);
-    const auto [lo, hi] = StaticRange(J_, me, omp_get_num_threads());
-    ts.row_sum.assign(b, 0.0);
-    float* acc = nullptr;
-    if (want_grad) {
-      acc = ts.acc.Reserve(b * d_);
-      std::memset(acc, 0, sizeof(float) * b * d_);
-    }
-    if (hi > lo) {
-      for (int64_t i = 0; i < b; ++i) {
-        float* p = u + i * J_ + lo;
-        ts.row_sum[i] = ct::DenseRowWeights(p, off + lo, hi - lo, ell[i], inv_lambda_, 1.0f,
-                                            col_sum != nullptr ? col_sum + lo : nullptr);
-        if (want_grad && fused_) {
-          for (int64_t j = 0; j < hi - lo; ++j) {
-            if (p[j] > 0.0f) ct::Axpy(p[j], points + (lo + j) * d_, d_, acc + i * d_);
+#pragma omp barrier
+#pragma omp master
+    combine_status = combine();
+#pragma omp barrier
+    if (combine_status.ok() && soft && want_weights) {
+      // Weights, column sums and gradient partials over this thread's targets.
+      ts.row_sum.assign(b, 0.0);
+      float* acc = nullptr;
+      if (want_grad) {
+        acc = ts.acc.Reserve(b * d_);
+        std::memset(acc, 0, sizeof(float) * b * d_);
+      }
+      if (hi > lo) {
+        for (int64_t i = 0; i < b; ++i) {
+          float* p = u + i * J_ + lo;
+          ts.row_sum[i] = ct::DenseRowWeights(p, off + lo, hi - lo, ell[i], inv_lambda_, 1.0f,
+                                              col_sum != nullptr ? col_sum + lo : nullptr);
+          if (want_grad && fused_) {
+            for (int64_t j = 0; j < hi - lo; ++j) {
+              if (p[j] > 0.0f) ct::Axpy(p[j], points + (lo + j) * d_, d_, acc + i * d_);
+            }
           }
         }
-      }
-      if (want_grad && !fused_) {
-        Eigen::Map<const RowMatrixXf> ym(points + lo * d_, hi - lo, d_);
-        Eigen::Map<const RowMatrixXf, 0, Eigen::OuterStride<>> wm(u + lo, b, hi - lo, Eigen::OuterStride<>(J_));
-        Eigen::Map<RowMatrixXf> am(acc, b, d_);
-        AccumulateCostGradientTile(cost_, x, x_data_, ym, target_data_.segment(lo, hi - lo), wm, am);
+        if (want_grad && !fused_) {
+          Eigen::Map<const RowMatrixXf> ym(points + lo * d_, hi - lo, d_);
+          Eigen::Map<const RowMatrixXf, 0, Eigen::OuterStride<>> wm(u + lo, b, hi - lo, Eigen::OuterStride<>(J_));
+          Eigen::Map<RowMatrixXf> am(acc, b, d_);
+          AccumulateCostGradientTile(cost_, x, x_data_, ym, target_data_.segment(lo, hi - lo), wm, am);
+        }
       }
     }
   }
+  OTGEN_RETURN_IF_ERROR(combine_status);
+  if (!soft || !want_weights) return absl::OkStatus();
+  result->dense_rows += b;
+  const int team2 = team;
   if (want_grad) {
     const float two_over_s = 2.0f / cost_.scale;
     for (int64_t i = 0; i < b; ++i) {

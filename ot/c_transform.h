@@ -36,12 +36,19 @@
 // u_ij <= (running min) + prune_threshold * lambda (filtering stale ones when the list fills
 // up). A dropped pair has pi_ij < exp(-prune_threshold) times the largest weight of its row, so
 // with the default threshold 40 all dropped pairs together change the result by a relative
-// amount < J e^-40 (< 1e-11 for J = 10^6), far below float rounding. After the pass, the exact
-// weights, grad_psi and grad_x are computed from the candidates alone (sparse path). A row whose
-// candidate list overflows `max_candidates_per_row` (large lambda, or many equidistant targets)
-// takes the exact dense path instead: a second streamed pass recomputes its tiles, forms the
-// weights, and accumulates grad_x with a second sgemm per tile (P_tile @ Y_tile). The value
-// psi^{c,lambda}(x) itself is always exact (no pruning in the sum).
+// amount < J e^-40 (< 1e-11 for J = 10^6), far below float rounding. Sparse path: for the fused
+// cost, sum_j exp((m_i - u_ij) / lambda) y_j over the accepted pairs is accumulated during the
+// pass in the frame of the thread's running minimum m_i (rescaled exactly whenever m_i drops),
+// which gives grad_x without a second look at the targets; after the pass the candidate lists
+// give the exact weights for grad_psi (general costs also take grad_x from the lists). A row
+// whose candidate list overflows `max_candidates_per_row` (large lambda, or many nearly
+// equidistant targets) takes the exact dense path instead: a second streamed pass recomputes
+// its tiles, forms the weights, and accumulates grad_x with a second sgemm per tile
+// (P_tile @ Y_tile). Before the pass (J >= 2048) a probe GEMM against a fixed strided sample of
+// 512 targets bounds each row's minimum from above, which seeds the running minima (fewer stale
+// candidates) and sends rows whose extrapolated candidate count exceeds the lists' capacity
+// straight to the dense path. The value psi^{c,lambda}(x) itself is always exact (no pruning in
+// the sum).
 //
 // Small batches (b <= 8, the single-sample stochastic solvers) take a third, dense path that
 // splits the targets statically across threads and computes dot products directly from the

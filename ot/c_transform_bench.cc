@@ -182,12 +182,13 @@ void RunMillion(benchmark::State& state, float lambda) {
   Setup& s = MillionSetup();
   CTransformOptions opt;
   opt.lambda = lambda;
-  auto ct = CTransform::Create(s.targets, s.cost, opt);
-  CTransformResult r;
-  // Memory of the first call (fresh workspace and result buffers) beyond the data.
+  // Memory of the transform (its per-target vectors, workspace) and of the first call's result
+  // and temporaries, beyond the data (targets, x, psi).
   const int64_t before_kb = ReadStatusKb("VmRSS");
   const bool reset = ResetPeakRss();
-  if (!ct->Compute(s.x, s.psi, {}, &r).ok()) {
+  auto ct = CTransform::Create(s.targets, s.cost, opt);
+  CTransformResult r;
+  if (!ct.ok() || !ct->Compute(s.x, s.psi, {}, &r).ok()) {
     state.SkipWithError("Compute failed");
     return;
   }

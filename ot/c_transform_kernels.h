@@ -379,17 +379,111 @@ inline float FromBf16(uint16_t h) {
   return f;
 }
 
-// Writes bf16(x) to out (padded with zeros to a multiple of kBf16Pad) and returns ||x - bf16(x)||.
-inline double ToBf16Row(const float* x, int64_t d, uint16_t* out) {
+// Writes bf16(x) to out (padded with zeros to a multiple of kBf16Pad) and returns an upper
+// bound of ||x - bf16(x)|| (the float sum of squares, inflated by 1%).
+inline float ToBf16Row(const float* x, int64_t d, uint16_t* out) {
   const int64_t padded = (d + kBf16Pad - 1) / kBf16Pad * kBf16Pad;
-  double err = 0.0;
-  for (int64_t k = 0; k < d; ++k) {
+  int64_t k = 0;
+  float err = 0.0f;
+#ifdef OTGEN_OT_CT_AVX512BF16
+  __m512 acc = _mm512_setzero_ps();
+  for (; k < d; k += 16) {
+    const __mmask16 mk = TailMask(d - k);
+    const __m512 v = _mm512_maskz_loadu_ps(mk, x + k);
+    const __m256bh h = _mm512_cvtneps_pbh(v);
+    const __m256i hi = (__m256i)h;
+    _mm256_mask_storeu_epi16(out + k, mk, hi);
+    const __m512 back = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_maskz_cvtepu16_epi32(kAll16, hi), 16));
+    const __m512 e = _mm512_sub_ps(v, back);
+    acc = _mm512_fmadd_ps(e, e, acc);
+  }
+  err = HorizontalSum(acc);
+  k = d;
+#else
+  for (; k < d; ++k) {
     out[k] = ToBf16(x[k]);
-    const double e = static_cast<double>(x[k]) - FromBf16(out[k]);
+    const float e = x[k] - FromBf16(out[k]);
     err += e * e;
   }
-  for (int64_t k = d; k < padded; ++k) out[k] = 0;
-  return std::sqrt(err);
+#endif
+  for (k = d; k < padded; ++k) out[k] = 0;
+  return 1.01f * std::sqrt(err);
+}
+
+// min over j < n of g[j] + off[j] + a * err[j] + c * nrm[j]: an upper bound of the row minimum
+// from screened values g (see the bound above).
+inline float ScreenUpperMin(const float* g, const float* off, const float* err, const float* nrm, float a, float c,
+                            int64_t n) {
+  float m = kInf;
+  int64_t j = 0;
+#ifdef OTGEN_OT_CT_AVX512
+  __m512 vm = _mm512_set1_ps(kInf);
+  const __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c);
+  for (; j < n; j += 16) {
+    const __mmask16 mk = TailMask(n - j);
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, g + j), _mm512_maskz_loadu_ps(mk, off + j));
+    v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mk, err + j), v);
+    v = _mm512_fmadd_ps(vc, _mm512_maskz_loadu_ps(mk, nrm + j), v);
+    vm = _mm512_mask_min_ps(vm, mk, vm, v);
+  }
+  m = HorizontalMin(vm);
+#else
+  for (; j < n; ++j) m = std::min(m, g[j] + off[j] + a * err[j] + c * nrm[j]);
+#endif
+  return m;
+}
+
+// Writes the indices j < n (plus j_base) with g[j] + off[j] - a * err[j] - c * nrm[j] <= limit
+// (the targets that can lie within the threshold) to out (room for n + 16) and returns their
+// number.
+inline int64_t ScreenSelect(const float* g, const float* off, const float* err, const float* nrm, float a, float c,
+                            float limit, int64_t n, int32_t j_base, int32_t* out) {
+  int64_t count = 0;
+  int64_t j = 0;
+#ifdef OTGEN_OT_CT_AVX512
+  const __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c), vl = _mm512_set1_ps(limit);
+  __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(j_base),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  for (; j < n; j += 16) {
+    const __mmask16 mk = TailMask(n - j);
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, g + j), _mm512_maskz_loadu_ps(mk, off + j));
+    v = _mm512_fnmadd_ps(va, _mm512_maskz_loadu_ps(mk, err + j), v);
+    v = _mm512_fnmadd_ps(vc, _mm512_maskz_loadu_ps(mk, nrm + j), v);
+    const __mmask16 sel = _mm512_mask_cmp_ps_mask(mk, v, vl, _CMP_LE_OQ);
+    if (sel != 0) {
+      _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi32(sel, idx));
+      count += __builtin_popcount(sel);
+    }
+    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16));
+  }
+#else
+  for (; j < n; ++j) {
+    if (g[j] + off[j] - a * err[j] - c * nrm[j] <= limit) out[count++] = j_base + static_cast<int32_t>(j);
+  }
+#endif
+  return count;
+}
+
+// sum_k x_k^2 accumulated in double.
+inline double SquaredNormDouble(const float* x, int64_t d) {
+  int64_t k = 0;
+#ifdef OTGEN_OT_CT_AVX512
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  for (; k + 16 <= d; k += 16) {
+    const __m512d lo = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(x + k));
+    const __m512d hi = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(x + k + 8));
+    a0 = _mm512_fmadd_pd(lo, lo, a0);
+    a1 = _mm512_fmadd_pd(hi, hi, a1);
+  }
+  alignas(64) double lanes[8];
+  _mm512_store_pd(lanes, _mm512_add_pd(a0, a1));
+  double s = 0.0;
+  for (int l = 0; l < 8; ++l) s += lanes[l];
+#else
+  double s = 0.0;
+#endif
+  for (; k < d; ++k) s += static_cast<double>(x[k]) * x[k];
+  return s;
 }
 
 // <x^, y^> for padded bf16 rows of `padded` entries (a multiple of kBf16Pad).

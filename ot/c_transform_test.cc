@@ -599,6 +599,29 @@ TEST(CTransformTest, SemiDualObjectiveGradientIsTheSupergradient) {
   }
 }
 
+TEST(CTransformTest, NetworkParameterizedPsi) {
+  // SDOTNN (seed 000 eq. 105): psi_j = <phi(y_j), w> with w trainable; the gradient of the
+  // semi-dual in w is phi^T grad_psi, checked by finite differences.
+  const Problem p = MakeProblem(12, 60, 20, Cost::SquaredEuclidean(), 19);
+  CTransform ct = MakeTransform(p, {.lambda = 0.05f});
+  nn::Rng rng(3);
+  const nn::Tensor features = nn::Tensor::Uniform({60, 3}, -1.0f, 1.0f, rng);  // phi(y_j)
+  const nn::Var x = nn::Var::Constant(
+      nn::Tensor::FromVector({12, 20}, std::vector<float>(p.x.data(), p.x.data() + p.x.size())));
+  auto f = [&](const std::vector<nn::Var>& in) {
+    nn::Var psi = nn::Reshape(nn::MatMul(nn::Var::Constant(features), in[0]), {60});
+    auto h = SemiDualObjective(ct, x, psi);
+    OTGEN_CHECK(h.ok(), h.status().ToString());
+    return *h;
+  };
+  nn::GradCheckOptions gc;
+  gc.step = 1e-2;
+  gc.atol = 1e-4;
+  gc.rtol = 1e-2;
+  const absl::Status s = nn::GradCheck(f, {nn::Tensor::Uniform({3, 1}, -0.1f, 0.1f, rng)}, gc);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST(CTransformTest, ImageShapedInputFlattens) {
   const Problem p = MakeProblem(3, 50, 36, Cost::SquaredEuclidean(), 15);
   CTransform ct = MakeTransform(p, {.lambda = 0.05f});
