@@ -66,16 +66,16 @@ constexpr double kWeightSumTolerance = 1e-4;
 // Target size of one row block (rows x ld floats): about L2-resident, so the g-update reads
 // the block again from cache right after the f-update.
 constexpr int64_t kBlockBytes = int64_t{512} << 10;
-// Streamed tiles computed by sgemm: larger, to amortize packing the targets per tile.
+// Streamed tiles computed by sgemm: larger, to amortize reading (packing) all the targets for
+// every tile; at least kMinGemmTileRows rows even when m is large.
 constexpr int64_t kGemmTileBytes = int64_t{4} << 20;
+constexpr int64_t kMinGemmTileRows = 128;
 constexpr int64_t kMaxBlockRows = 1024;
 // Row chunks with their own column accumulators in the alternating sweep: enough for dynamic
 // load balancing on a few cores, few enough that merging them stays negligible.
 constexpr Eigen::Index kMaxChunks = 16;
 // Problems with fewer cost entries than this are swept on one thread.
 constexpr double kMinParallelEntries = 65536.0;
-// Columns per merge task.
-constexpr Eigen::Index kMergeColumns = 512;
 // Rows per sgemm tile when precomputing the cost matrix.
 constexpr Eigen::Index kPrecomputeRows = 512;
 
@@ -221,9 +221,11 @@ class Engine {
     if (options.tile_rows > 0) {
       block_rows_ = options.tile_rows;
     } else {
-      const int64_t bytes = (!precomputed_ && gemm_tiles) ? kGemmTileBytes : kBlockBytes;
-      block_rows_ = std::clamp<int64_t>(bytes / (ld_ * static_cast<int64_t>(sizeof(float))), 16,
-                                        kMaxBlockRows);
+      const bool streamed_gemm = !precomputed_ && gemm_tiles;
+      const int64_t bytes = streamed_gemm ? kGemmTileBytes : kBlockBytes;
+      const int64_t min_rows = streamed_gemm ? kMinGemmTileRows : 16;
+      block_rows_ = std::clamp<int64_t>(bytes / (ld_ * static_cast<int64_t>(sizeof(float))),
+                                        min_rows, kMaxBlockRows);
       block_rows_ = block_rows_ / 16 * 16;
     }
     block_rows_ = std::min<Index>(block_rows_, n_);
@@ -273,7 +275,7 @@ class Engine {
 #pragma omp parallel num_threads(threads_) if (parallel_)
     {
       float* scratch = tiles_ + static_cast<size_t>(ThreadId()) * block_rows_ * ld_;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
       for (Index chunk = 0; chunk < num_chunks_; ++chunk) {
         float* cmax = chunk_max_[chunk];
         float* csum = chunk_sum_[chunk];
@@ -298,24 +300,19 @@ class Engine {
           AccumulateColumnLogSumExp(c, ld_, rows, m_, row_bias_.data() + i0, inv, cmax, csum);
         }
       }
-      // (implicit barrier) g_new_j = -eps log of the merged column sums.
-#pragma omp for schedule(dynamic, 1)
-      for (Index j0 = 0; j0 < m_; j0 += kMergeColumns) {
-        const Index cols = std::min<Index>(kMergeColumns, m_ - j0);
-        alignas(64) float merged_max[kMergeColumns];
-        alignas(64) float merged_sum[kMergeColumns];
-        const float* maxes[kMaxChunks];
-        const float* sums[kMaxChunks];
-        for (Index k = 0; k < num_chunks_; ++k) {
-          maxes[k] = chunk_max_[k] + j0;
-          sums[k] = chunk_sum_[k] + j0;
-        }
-        MergeColumnLogSumExp(maxes, sums, static_cast<int>(num_chunks_), cols, merged_max,
-                             merged_sum);
-        for (Index j = 0; j < cols; ++j) {
-          g_new[j0 + j] = -eps * (merged_max[j] + std::log(merged_sum[j]));
-        }
-      }
+    }
+    // g_new_j = -eps log of the merged column sums. On the calling thread: the merge costs
+    // about num_chunks_ * m / 16 vector exps, less than a second barrier would.
+    const float* maxes[kMaxChunks];
+    const float* sums[kMaxChunks];
+    for (Index k = 0; k < num_chunks_; ++k) {
+      maxes[k] = chunk_max_[k];
+      sums[k] = chunk_sum_[k];
+    }
+    MergeColumnLogSumExp(maxes, sums, static_cast<int>(num_chunks_), m_, chunk_max_[0],
+                         chunk_sum_[0]);
+    for (Index j = 0; j < m_; ++j) {
+      g_new[j] = -eps * (chunk_max_[0][j] + std::log(chunk_sum_[0][j]));
     }
     double err = 0.0;
     for (Index i = 0; i < n_; ++i) err += row_error_[i];
@@ -332,7 +329,7 @@ class Engine {
 #pragma omp parallel num_threads(threads_) if (parallel_)
     {
       float* scratch = tiles_ + static_cast<size_t>(ThreadId()) * block_rows_ * ld_;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
       for (Index block = 0; block < num_blocks_; ++block) {
         const Index i0 = block * block_rows_;
         const Index rows = std::min<Index>(block_rows_, n_ - i0);
@@ -362,7 +359,7 @@ class Engine {
 #pragma omp parallel num_threads(threads_) if (parallel_)
     {
       float* scratch = tiles_ + static_cast<size_t>(ThreadId()) * block_rows_ * ld_;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
       for (Index block = 0; block < num_blocks_; ++block) {
         const Index i0 = block * block_rows_;
         const Index rows = std::min<Index>(block_rows_, n_ - i0);
@@ -384,7 +381,7 @@ class Engine {
 #pragma omp parallel num_threads(threads_) if (parallel_)
     {
       float* scratch = tiles_ + static_cast<size_t>(ThreadId()) * block_rows_ * ld_;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
       for (Index block = 0; block < num_blocks_; ++block) {
         const Index i0 = block * block_rows_;
         const Index rows = std::min<Index>(block_rows_, n_ - i0);

@@ -138,7 +138,8 @@ struct SinkhornOptions {
   // Precompute C when n * m * sizeof(float) <= this; stream it in tiles otherwise.
   int64_t max_cost_matrix_bytes = int64_t{512} << 20;
   // Rows per block of the sweeps, i.e. the height of each recomputed tile when streaming
-  // (0: automatic, about 512 KiB per block, 4 MiB for streamed sgemm tiles, >= 16 rows).
+  // (0: automatic: about 512 KiB per block and >= 16 rows; streamed tiles that need an sgemm
+  // (d > 16) about 4 MiB and >= 128 rows, to amortize reading all targets per tile).
   int tile_rows = 0;
   // OpenMP threads (0: the OpenMP default, i.e. OMP_NUM_THREADS or the core count).
   int num_threads = 0;
