@@ -1,0 +1,81 @@
+#include "apps/common/app_config.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "apps/common/flags.h"
+#include "nn/onednn_context.h"
+#include "nn/status_macros.h"
+
+namespace otgen::apps {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string WorkingDirectory() {
+  const char* dir = std::getenv("BUILD_WORKING_DIRECTORY");
+  return dir == nullptr ? "" : dir;
+}
+
+}  // namespace
+
+std::string ResolveInputPath(const std::string& path) {
+  if (path.empty() || path[0] == '/' || Exists(path)) return path;
+  const std::string base = WorkingDirectory();
+  if (base.empty()) return path;
+  const std::string candidate = absl::StrCat(base, "/", path);
+  return Exists(candidate) ? candidate : path;
+}
+
+std::string ResolveOutputPath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  const std::string base = WorkingDirectory();
+  return base.empty() ? path : absl::StrCat(base, "/", path);
+}
+
+absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValidator& validate,
+                              google::protobuf::Message* config) {
+  if (sources.config_path.empty()) {
+    OTGEN_RETURN_IF_ERROR(ParseConfig(sources.default_text, sources.default_name, config));
+  } else {
+    OTGEN_RETURN_IF_ERROR(LoadConfig(ResolveInputPath(sources.config_path), config));
+  }
+  OTGEN_RETURN_IF_ERROR(ApplyOverrides(sources.overrides, config));
+  OTGEN_ASSIGN_OR_RETURN(RunConfig run, GetRunConfig(*config));
+  const std::string output_dir = ResolveOutputPath(run.output_dir());
+  if (output_dir != run.output_dir()) {
+    ConfigOverrides absolute;
+    absolute.output_dir = output_dir;
+    OTGEN_RETURN_IF_ERROR(ApplyOverrides(absolute, config));
+  }
+  OTGEN_RETURN_IF_ERROR(ValidateCommon(*config));
+  if (validate) OTGEN_RETURN_IF_ERROR(validate(*config));
+  OTGEN_RETURN_IF_ERROR(MakeDirectories(output_dir));
+  OTGEN_RETURN_IF_ERROR(WriteConfig(output_dir, *config));
+  if (sources.print) {
+    std::printf("# effective config (also in %s/config.pbtxt)\n%s\n", output_dir.c_str(),
+                ConfigToText(*config).c_str());
+    std::fflush(stdout);
+  }
+  if (run.threads() > 0) nn::SetNumThreads(run.threads());
+  return absl::OkStatus();
+}
+
+absl::Status PrepareAppConfigFromFlags(const std::string& default_text, const std::string& default_name,
+                                       const ConfigValidator& validate, google::protobuf::Message* config) {
+  AppConfigSources sources;
+  sources.config_path = absl::GetFlag(FLAGS_config);
+  sources.default_text = default_text;
+  sources.default_name = default_name;
+  sources.overrides = OverridesFromFlags();
+  return PrepareAppConfig(sources, validate, config);
+}
+
+}  // namespace otgen::apps
