@@ -9,12 +9,21 @@
 
 #include "apps/common/metrics_log.h"
 #include "apps/common/stop_signal.h"
+#include "apps/eval/plot.h"
 #include "gtest/gtest.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
 
 namespace otgen::apps {
 namespace {
+
+// Cairo's and Fontconfig's caches are freed at exit so that LeakSanitizer sees no leak.
+class FontCacheEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { eval::ReleasePlotFontCaches(); }
+};
+const ::testing::Environment* const kFontCacheEnvironment =
+    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
 
