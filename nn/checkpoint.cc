@@ -428,6 +428,9 @@ absl::Status SaveTrainingState(const std::string& path, const TrainingState& sta
   checkpoint.set_step(state.step);
   for (const auto& [key, module] : state.modules) SaveModule(*module, key, &checkpoint);
   for (const auto& [name, tensor] : state.tensors) AddTensor(name, *tensor, &checkpoint);
+  for (const auto& [key, map] : state.tensor_maps) {
+    for (const auto& [name, tensor] : *map) AddTensor(absl::StrCat(key, "/", name), tensor, &checkpoint);
+  }
   for (const auto& [key, optimizer] : state.optimizers) SaveOptimizer(*optimizer, key, &checkpoint);
   for (const auto& [key, rng] : state.rngs) SaveRng(*rng, key, &checkpoint);
   for (const auto& [k, v] : state.metadata) (*checkpoint.mutable_metadata())[k] = v;
@@ -459,6 +462,17 @@ absl::Status RestoreTrainingState(const std::string& path, TrainingState& state)
       return in_file(absl::InvalidArgumentError(absl::StrCat("checkpoint: tensor ", name, " is listed twice")));
     }
     copies.push_back({*tensor, *std::move(saved)});
+  }
+  std::vector<std::map<std::string, Tensor>> maps(state.tensor_maps.size());
+  for (size_t k = 0; k < state.tensor_maps.size(); ++k) {
+    const std::string prefix = state.tensor_maps[k].first + "/";
+    for (const TensorProto& t : checkpoint.tensors()) {
+      if (t.name().compare(0, prefix.size(), prefix) != 0 || consumed.count(t.name())) continue;
+      absl::StatusOr<Tensor> value = TensorFromProto(t);
+      if (!value.ok()) return in_file(value.status());
+      maps[k][t.name().substr(prefix.size())] = *std::move(value);
+      consumed.insert(t.name());
+    }
   }
   for (const TensorProto& t : checkpoint.tensors()) {
     if (!consumed.count(t.name())) {
@@ -507,6 +521,7 @@ absl::Status RestoreTrainingState(const std::string& path, TrainingState& state)
   }
   // 3. Commit.
   Commit(copies);
+  for (size_t k = 0; k < state.tensor_maps.size(); ++k) *state.tensor_maps[k].second = std::move(maps[k]);
   for (size_t i = 0; i < state.rngs.size(); ++i) state.rngs[i].second->SetState(rng_states[i]);
   state.step = checkpoint.step();
   state.metadata.clear();

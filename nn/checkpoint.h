@@ -88,6 +88,11 @@ struct TrainingState {
   std::vector<std::pair<std::string, Rng*>> rngs;
   // Free tensors (e.g. a dual potential outside any module), restored in place.
   std::vector<std::pair<std::string, Tensor*>> tensors;
+  // Groups of tensors whose names and shapes are only known when saving (e.g. a solver's
+  // exported state, whose optimizer slots appear after its first step): the entries of map
+  // `key` are saved as "<key>/<name>"; restoring replaces the map's contents with every tensor
+  // of the checkpoint under that prefix (an empty map when there is none).
+  std::vector<std::pair<std::string, std::map<std::string, Tensor>*>> tensor_maps;
   std::map<std::string, std::string> metadata;
 };
 

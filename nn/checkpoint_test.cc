@@ -328,3 +328,40 @@ TEST(CheckpointTest, RestoreChecksEverythingBeforeChangingAnything) {
 
 }  // namespace
 }  // namespace otgen::nn
+
+namespace otgen::nn {
+namespace {
+
+TEST(CheckpointTest, TensorMapsRoundTripWithTheirOwnNamesAndShapes) {
+  const std::string path = TempPath("tensor_maps.ckpt");
+  std::map<std::string, Tensor> solver = {{"psi", Tensor::FromVector({3}, {1, 2, 3})},
+                                          {"optimizer.0.averaged", Tensor::FromVector({3}, {4, 5, 6})}};
+  Tensor free = Tensor::FromVector({1}, {7});
+  TrainingState saved;
+  saved.step = 5;
+  saved.tensors.emplace_back("free", &free);
+  saved.tensor_maps.emplace_back("solver", &solver);
+  ASSERT_TRUE(SaveTrainingState(path, saved).ok());
+
+  // The restoring run's map starts empty (its solver has not stepped yet) or stale.
+  std::map<std::string, Tensor> restored = {{"stale", Tensor::Zeros({2})}};
+  Tensor free2 = Tensor::Zeros({1});
+  TrainingState state;
+  state.tensors.emplace_back("free", &free2);
+  state.tensor_maps.emplace_back("solver", &restored);
+  ASSERT_TRUE(RestoreTrainingState(path, state).ok());
+  ASSERT_EQ(restored.size(), 2u);
+  EXPECT_EQ(restored.at("psi").shape(), Shape{3});
+  EXPECT_EQ(restored.at("optimizer.0.averaged").at({2}), 6.0f);
+  EXPECT_EQ(free2.at({0}), 7.0f);
+
+  // A run without the map does not silently ignore the map's tensors.
+  TrainingState without;
+  without.tensors.emplace_back("free", &free2);
+  const absl::Status s = RestoreTrainingState(path, without);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("solver/"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace otgen::nn
