@@ -11,6 +11,7 @@
 #include "apps/common/config.h"
 #include "apps/common/network.h"
 #include "apps/common/optimizer_factory.h"
+#include "apps/common/progress.h"
 #include "apps/eval/npy.h"
 #include "apps/eval/plot.h"
 #include "data/mnist.h"
@@ -61,6 +62,19 @@ class BufferSnapshot {
  private:
   std::vector<std::pair<nn::Tensor, nn::Tensor>> saved_;
 };
+
+// The process's peak resident memory (VmHWM), 0 when unknown.
+double PeakResidentMiB() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0.0;
+  char line[256];
+  double kib = 0.0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib / 1024.0;
+}
 
 }  // namespace
 
@@ -504,6 +518,8 @@ absl::StatusOr<SdotRunResult> RunSdot(const SdotConfig& config, const SdotRunOpt
                   static_cast<long long>(result.metrics->num_samples),
                   eval::FormatMnistReport(*result.metrics, *result.baseline).c_str());
     }
+    std::printf("sdot: wall time %s, peak resident memory %.0f MiB\n", FormatElapsed(result.loop.elapsed).c_str(),
+                PeakResidentMiB());
     std::fflush(stdout);
   }
   return result;
