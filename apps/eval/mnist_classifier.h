@@ -33,17 +33,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "apps/eval/pixel_range.h"
 #include "data/dataset.h"
 #include "nn/layers.h"
 #include "nn/tensor.h"
 
 namespace otgen::eval {
 
-// Pixel range of images handed to the classifier; they are mapped to [0, 1].
-enum class PixelRange {
-  kUnit,       // [0, 1]
-  kSymmetric,  // [-1, 1] (tanh generators)
-};
+// Images handed to the classifier in either PixelRange (apps/eval/pixel_range.h) are mapped
+// to [0, 1].
 
 struct ClassifierOutputs {
   nn::Tensor features;       // [N, 128], penultimate layer

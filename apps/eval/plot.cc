@@ -836,7 +836,7 @@ absl::StatusOr<std::string> EncodeImageGridPng(absl::Span<const float> pixels, i
   unsigned char* data = cairo_image_surface_get_data(surface.get());
   const int stride = cairo_image_surface_get_stride(surface.get());
   auto to_byte = [&](float v) -> uint32_t {
-    double u = options.range == PixelRange::kMinusOneToOne ? 0.5 * (static_cast<double>(v) + 1.0) : v;
+    double u = options.range == PixelRange::kSymmetric ? 0.5 * (static_cast<double>(v) + 1.0) : v;
     if (!(u >= 0.0)) u = 0.0;  // also NaN
     if (u > 1.0) u = 1.0;
     return static_cast<uint32_t>(std::lround(255.0 * u));

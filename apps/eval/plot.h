@@ -50,6 +50,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "apps/eval/pixel_range.h"
 #include "nn/tensor.h"
 #include "ot/types.h"
 
@@ -183,11 +184,6 @@ struct NamedSeries {
 absl::Status PlotSeries(const std::string& path, absl::Span<const double> x, const std::vector<NamedSeries>& series,
                         PlotOptions options = {});
 
-enum class PixelRange {
-  kMinusOneToOne,  // [-1, 1] (tanh generators)
-  kZeroToOne,      // [0, 1]
-};
-
 struct ImageGridOptions {
   // Images per row; 0 picks ceil(sqrt(n)).
   int columns = 0;
@@ -195,7 +191,8 @@ struct ImageGridOptions {
   int padding = 2;
   // Each image pixel becomes a scale x scale block (>= 1).
   int scale = 1;
-  PixelRange range = PixelRange::kMinusOneToOne;
+  // Pixel range of the values (apps/eval/pixel_range.h).
+  PixelRange range = PixelRange::kSymmetric;
   // Gray level of the padding, in [0, 1].
   double padding_value = 0.5;
 

@@ -326,7 +326,7 @@ TEST(ImageGridTest, RgbTensorInUnitRange) {
   // {n=3, c=3, h=1, w=1}: red, green, blue pixels, 2 columns -> 2 rows; no padding.
   nn::Tensor t = nn::Tensor::FromVector({3, 3, 1, 1}, {1, 0, 0, 0, 1, 0, 0, 0, 1});
   const std::string path = TempPath("grid_rgb.png");
-  ASSERT_TRUE(WriteImageGrid(path, t, {.columns = 2, .padding = 0, .range = PixelRange::kZeroToOne}).ok());
+  ASSERT_TRUE(WriteImageGrid(path, t, {.columns = 2, .padding = 0, .range = PixelRange::kUnit}).ok());
   EXPECT_TRUE(IsPng(ReadBytes(path), 2, 2));
   PngImage img(path);
   ASSERT_TRUE(img.ok());
