@@ -40,6 +40,15 @@ std::string ResolveOutputPath(const std::string& path) {
   return base.empty() ? path : absl::StrCat(base, "/", path);
 }
 
+void UseRunfilesOf(const char* argv0) {
+  if (argv0 == nullptr || std::getenv("RUNFILES_DIR") != nullptr || std::getenv("RUNFILES_MANIFEST_FILE") != nullptr) {
+    return;
+  }
+  const std::string runfiles = absl::StrCat(argv0, ".runfiles");
+  struct stat st;
+  if (::stat(runfiles.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::setenv("RUNFILES_DIR", runfiles.c_str(), 0);
+}
+
 absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValidator& validate,
                               google::protobuf::Message* config) {
   if (sources.config_path.empty()) {

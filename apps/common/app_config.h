@@ -60,6 +60,12 @@ std::string ResolveInputPath(const std::string& path);
 // A relative `path` made absolute against $BUILD_WORKING_DIRECTORY when set (for outputs).
 std::string ResolveOutputPath(const std::string& path);
 
+// Lets data found through the Bazel runfiles (e.g. @mnist) be found when the binary is run
+// directly (bazel-bin/apps/sdot/sdot) rather than by `bazel run`: sets $RUNFILES_DIR to
+// `argv0`.runfiles when that folder exists and neither RUNFILES_DIR nor
+// RUNFILES_MANIFEST_FILE is set. Call at the top of main().
+void UseRunfilesOf(const char* argv0);
+
 }  // namespace otgen::apps
 
 #endif  // OTGEN_APPS_COMMON_APP_CONFIG_H_
