@@ -164,6 +164,8 @@ absl::Status SdotModel::Init(const SdotConfig& config, nn::Tensor targets) {
   target_images_ = targets.Reshape({J, 1, kImageSide, kImageSide});
   OTGEN_ASSIGN_OR_RETURN(targets_, ot::InMemoryTargetSet::CreateUniform(AsMatrix(target_images_)));
   OTGEN_ASSIGN_OR_RETURN(cost_, ot::NormalizedSquaredEuclideanCost(AsMatrix(target_images_)));
+  // The target set holds its own copy; only the network dual reads the images as a tensor.
+  if (config.dual().parameterization() != DualConfig::NETWORK) target_images_ = nn::Tensor();
 
   const uint64_t seed = config.run().seed();
   nn::Rng init(seed, kInitStream);
@@ -418,7 +420,6 @@ absl::Status SdotModel::AfterRestore() {
 
 absl::StatusOr<SdotRunResult> RunSdot(const SdotConfig& config, const SdotRunOptions& options) {
   OTGEN_RETURN_IF_ERROR(ValidateSdotConfig(config));
-  OTGEN_ASSIGN_OR_RETURN(std::unique_ptr<SdotModel> model, SdotModel::Create(config));
   OTGEN_RETURN_IF_ERROR(MakeDirectories(config.run().output_dir()));
   OTGEN_RETURN_IF_ERROR(WriteConfig(config.run().output_dir(), config));
   OTGEN_ASSIGN_OR_RETURN(data::PixelScaling scaling, PixelRangeOf(config));
@@ -432,13 +433,33 @@ absl::StatusOr<SdotRunResult> RunSdot(const SdotConfig& config, const SdotRunOpt
   std::unique_ptr<eval::MnistSampleScorer> owned_scorer;
   const eval::MnistSampleScorer* scorer = options.scorer;
   const bool score = !study && config.evaluation().mnist_metrics() && config.evaluation().num_samples() > 0;
+  // A missing data folder is reported before anything slow happens.
+  if (const std::string mnist_dir = ResolveInputPath(config.data().mnist_dir()); !mnist_dir.empty()) {
+    for (data::Split split : {data::Split::kTrain, data::Split::kTest}) {
+      for (const std::string& path : {data::MnistImagesPath(mnist_dir, split), data::MnistLabelsPath(mnist_dir, split)}) {
+        if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+          std::fclose(f);
+        } else {
+          return absl::NotFoundError(absl::StrCat("data.mnist_dir: cannot open ", path));
+        }
+      }
+    }
+  }
   if (score && scorer == nullptr) {
+    if (config.evaluation().num_samples() < 1000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation.num_samples: the MNIST classifier metrics need >= 1000 samples (KID subsets of 1000), got ",
+          config.evaluation().num_samples(), "; set evaluation.mnist_metrics: false to skip them"));
+    }
     eval::MnistSampleMetricsOptions so;
     so.max_samples = std::min<int64_t>(eval::kMnistProtocolSamples, config.evaluation().num_samples());
     OTGEN_ASSIGN_OR_RETURN(owned_scorer,
                            eval::MnistSampleScorer::Create(so, ResolveInputPath(config.data().mnist_dir())));
     scorer = owned_scorer.get();
   }
+  // The model after the scorer: the scorer's transient memory (MNIST, classifier activations)
+  // is freed before the target set is built, which keeps the peak of a run lower.
+  OTGEN_ASSIGN_OR_RETURN(std::unique_ptr<SdotModel> model, SdotModel::Create(config));
 
   TrainingLoopSpec spec;
   spec.name = study ? "sdot (inner-loop study)" : "sdot";

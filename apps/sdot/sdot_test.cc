@@ -240,6 +240,10 @@ TEST(SdotConfigTest, BadConfigsNameTheField) {
   bad_generator.mutable_generator()->mutable_mlp()->set_out_features(100);
   EXPECT_NE(ValidateSdotConfig(bad_generator).message().find("generator"), std::string::npos);
 
+  absl::StatusOr<SdotRunResult> few = RunSdot(c, {.print = false});
+  ASSERT_FALSE(few.ok());
+  EXPECT_NE(few.status().message().find("evaluation.num_samples"), std::string::npos) << few.status();
+
   SdotConfig missing = c;
   missing.mutable_data()->set_mnist_dir(TempDir() + "/no_mnist_here");
   absl::StatusOr<SdotRunResult> r = RunSdot(missing, {.print = false});
