@@ -1,5 +1,10 @@
 #include "nn/conv_ops.h"
 
+#include <omp.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -56,8 +61,6 @@ T ValueOrDie(absl::StatusOr<T> v, const char* op) {
   OTGEN_CHECK(v.ok(), absl::StrCat(op, ": ", v.status().message()));
   return *std::move(v);
 }
-
-memory::dims Dims(const Shape& s) { return memory::dims(s.begin(), s.end()); }
 
 memory Wrap(const memory::desc& md, const Tensor& t) {
   return memory(md, OneDnnContext::Get().engine(), const_cast<float*>(t.data()));
@@ -207,6 +210,7 @@ bool UseBlocked(bool auto_choice) {
     case internal::ConvLayout::kBlocked:
       return true;
     case internal::ConvLayout::kAuto:
+    case internal::ConvLayout::kGemm:
       break;
   }
   return auto_choice;
@@ -244,10 +248,165 @@ Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor*
   return dst;
 }
 
+// ---- Transposed convolution as GEMM + col2im ----------------------------------------------------
+//
+// oneDNN 2.6's deconvolution (its convolution backward-data kernels) reaches 150-170 GFLOP/s
+// per core on the DCGAN generator layers, its sgemm/matmul 250. For x [N,O,Hd,Wd] (the
+// transposed convolution's input) and weights w [O,I,kh,kw], per chunk of images:
+//   A [(n,y,x), o]        = x[n,o,y,x]                         (NCHW -> NHWC transpose)
+//   Z [(n,y,x), (u,v,i)]  = A * Wp,  Wp[o,(u,v,i)] = w[o,i,u,v]  (one large matmul)
+//   T [(oy,ox), i]        = b[i] + sum Z[(n,y,x),(u,v,i)] over s y + u - p = oy, s x + v - p = ox
+//   out[n,i,oy,ox]        = T[(oy,ox), i]                       (NHWC -> NCHW transpose)
+// The chunk's Z stays in the last-level cache; T (one image) in L2. Used when the output has
+// at least kMinBlockedChannels channels (the col2im accumulation is vectorized over them).
+
+// dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols.
+void TransposeMatrix(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst) {
+  int64_t r0 = 0;
+#ifdef __AVX512F__
+  for (; r0 + 16 <= rows; r0 += 16) {
+    int64_t c0 = 0;
+    for (; c0 + 16 <= cols; c0 += 16) {
+      __m512 r[16], t[16];
+      for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(src + (r0 + k) * ld_src + c0);
+      for (int k = 0; k < 16; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+      }
+      for (int k = 0; k < 16; k += 4) {
+        r[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[k]), _mm512_castps_pd(t[k + 2])));
+        r[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[k]), _mm512_castps_pd(t[k + 2])));
+        r[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[k + 1]), _mm512_castps_pd(t[k + 3])));
+        r[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[k + 1]), _mm512_castps_pd(t[k + 3])));
+      }
+      // r[4q + j]: columns j, j+4, j+8, j+12 (one 128-bit lane each) of rows 4q..4q+3.
+      for (int j = 0; j < 4; ++j) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);        // cols j, j+8 of rows 0-7
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);    // cols j+4, j+12 of rows 0-7
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+      }
+      for (int j = 0; j < 4; ++j) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);           // col j
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);  // col j + 4
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);       // col j + 8
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd); // col j + 12
+      }
+      for (int k = 0; k < 16; ++k) _mm512_storeu_ps(dst + (c0 + k) * ld_dst + r0, r[k]);
+    }
+    for (; c0 < cols; ++c0) {
+      for (int64_t r = r0; r < r0 + 16; ++r) dst[c0 * ld_dst + r] = src[r * ld_src + c0];
+    }
+  }
+#endif
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = r0; r < rows; ++r) dst[c * ld_dst + r] = src[r * ld_src + c];
+  }
+}
+
+bool UseGemmBackwardData(const ConvShape& c) {
+  switch (conv_layout.load()) {
+    case internal::ConvLayout::kGemm:
+      return true;
+    case internal::ConvLayout::kAuto:
+      return c.i >= kMinBlockedChannels;
+    default:
+      return false;
+  }
+}
+
+// Scratch slots past the primitive arguments' (see Execute).
+constexpr size_t kGemmScratchSlot = 16;
+
+// The matmul [rows, k] x [k, cols], plain row-major, cached by shape.
+dnnl::matmul GemmPrimitive(int64_t rows, int64_t k, int64_t cols) {
+  const std::string key = absl::StrCat("otgen.gemm|", rows, ",", k, ",", cols);
+  return OneDnnContext::Get().GetOrCreate<dnnl::matmul>(key, [&] {
+    const dnnl::matmul::desc desc(memory::desc({rows, k}, kF32, Tag::ab), memory::desc({k, cols}, kF32, Tag::ab),
+                                  memory::desc({rows, cols}, kF32, Tag::ab));
+    return dnnl::matmul(dnnl::matmul::primitive_desc(desc, OneDnnContext::Get().engine()));
+  });
+}
+
+// Z chunks of about this many bytes (they stay in the shared last-level cache).
+constexpr int64_t kGemmChunkBytes = int64_t{8} << 20;
+
+Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+  const int64_t kk = c.kh * c.kw;
+  const int64_t zcols = kk * c.i;         // Z columns (u, v, i)
+  const int64_t pin = c.hd * c.wd;        // pixels of an input image
+  const int64_t pout = c.hs * c.ws;       // pixels of an output image
+  const int64_t chunk = std::clamp<int64_t>(kGemmChunkBytes / (pin * zcols * 4), 1, c.n);
+  const int threads = omp_get_max_threads();
+  Tensor out = Tensor::Empty({c.n, c.i, c.hs, c.ws});
+
+  OneDnnContext& ctx = OneDnnContext::Get();
+  std::lock_guard<std::mutex> lock(ExecutionMutex());
+  float* wp = static_cast<float*>(Scratch(kGemmScratchSlot, sizeof(float) * c.o * zcols));
+  float* a = static_cast<float*>(Scratch(kGemmScratchSlot + 1, sizeof(float) * chunk * pin * c.o));
+  float* z = static_cast<float*>(Scratch(kGemmScratchSlot + 2, sizeof(float) * chunk * pin * zcols));
+  float* tiles = static_cast<float*>(Scratch(kGemmScratchSlot + 3, sizeof(float) * threads * pout * c.i));
+  const float* w = weights.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < c.o; ++o) {
+    for (int64_t i = 0; i < c.i; ++i) {
+      for (int64_t uv = 0; uv < kk; ++uv) wp[o * zcols + uv * c.i + i] = w[(o * c.i + i) * kk + uv];
+    }
+  }
+  const memory wp_mem(memory::desc({c.o, zcols}, kF32, Tag::ab), ctx.engine(), wp);
+  const float* x = dst_grad.data();
+  const float* b = bias != nullptr ? bias->data() : nullptr;
+  for (int64_t n0 = 0; n0 < c.n; n0 += chunk) {
+    const int64_t images = std::min(chunk, c.n - n0);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      TransposeMatrix(x + (n0 + n) * c.o * pin, c.o, pin, pin, a + n * pin * c.o, c.o);
+    }
+    const int64_t rows = images * pin;
+    GemmPrimitive(rows, c.o, zcols)
+        .execute(ctx.stream(), {{DNNL_ARG_SRC, memory(memory::desc({rows, c.o}, kF32, Tag::ab), ctx.engine(), a)},
+                                {DNNL_ARG_WEIGHTS, wp_mem},
+                                {DNNL_ARG_DST, memory(memory::desc({rows, zcols}, kF32, Tag::ab), ctx.engine(), z)}});
+    ctx.stream().wait();
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      float* t = tiles + static_cast<int64_t>(omp_get_thread_num()) * pout * c.i;
+      for (int64_t p = 0; p < pout; ++p) {
+        float* tp = t + p * c.i;
+        if (b != nullptr) {
+          std::memcpy(tp, b, sizeof(float) * c.i);
+        } else {
+          std::memset(tp, 0, sizeof(float) * c.i);
+        }
+      }
+      for (int64_t y = 0; y < c.hd; ++y) {
+        for (int64_t xx = 0; xx < c.wd; ++xx) {
+          const float* zr = z + ((n * c.hd + y) * c.wd + xx) * zcols;
+          for (int64_t u = 0; u < c.kh; ++u) {
+            const int64_t oy = c.stride * y + u - c.padding;
+            if (oy < 0 || oy >= c.hs) continue;
+            for (int64_t v = 0; v < c.kw; ++v) {
+              const int64_t ox = c.stride * xx + v - c.padding;
+              if (ox < 0 || ox >= c.ws) continue;
+              float* tp = t + (oy * c.ws + ox) * c.i;
+              const float* zp = zr + (u * c.kw + v) * c.i;
+#pragma omp simd
+              for (int64_t i = 0; i < c.i; ++i) tp[i] += zp[i];
+            }
+          }
+        }
+      }
+      TransposeMatrix(t, pout, c.i, c.i, out.data() + (n0 + n) * c.i * pout, pout);
+    }
+  }
+  return out;
+}
+
 // src_grad = conv^T(dst_grad, weights) + bias, run as oneDNN's deconvolution_forward: a
 // deconvolution from O to I channels whose weights [I (out), O (in), kh, kw] are stored as
 // our conv weights [O, I, kh, kw], i.e. in format iohw.
 Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+  if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c);
   const bool blocked = UseBlocked(c.i >= kMinBlockedChannels);
   const std::string key = absl::StrCat("otgen.conv_bwd_data|", c.Key(), "|", bias != nullptr, blocked);
   const memory::dims deconv_weights = {c.i, c.o, c.kh, c.kw};
@@ -480,118 +639,237 @@ std::string FloatKey(float f) {
   return absl::StrCat(bits);
 }
 
-// Batch normalization data: [N, C] (nc) or [N, C, H, W] (nchw) for the caller. oneDNN 2.6
-// runs plain NCHW through its generic "ncsp" kernel, which synchronizes its threads per
-// channel: 3-16 ms on [200, C, H, W] DCGAN activations on one thread and erratic (up to
-// hundreds of ms) when another process shares the cores. Its jit kernel on nChw16c takes
-// 0.8 ms forward / 1.3 ms backward on [200, 256, 7, 7] including the reorders, so 4-D
-// inputs with at least kMinBlockedChannels channels run blocked.
-memory::desc BnUserMd(const Shape& s) { return memory::desc(Dims(s), kF32, s.size() == 2 ? Tag::nc : Tag::nchw); }
-
-memory::desc BnPrimitiveMd(const Shape& s) {
-  if (s.size() == 4 && s[1] >= kMinBlockedChannels) return memory::desc(Dims(s), kF32, Tag::nChw16c);
-  return BnUserMd(s);
-}
-
-dnnl::batch_normalization_forward::primitive_desc BnForwardPd(const Shape& s, float eps,
-                                                              dnnl::normalization_flags flags, dnnl::prop_kind prop) {
-  dnnl::batch_normalization_forward::desc desc(prop, BnPrimitiveMd(s), eps, flags);
-  return dnnl::batch_normalization_forward::primitive_desc(desc, OneDnnContext::Get().engine());
-}
-
+// Batch normalization kernels, on x viewed as [N, C, S] (S = H*W, or 1 for [N, C] input).
+// oneDNN 2.6 runs [N, C] through its generic "ncsp" kernel (as NCHW with H = W = 1: a
+// strided loop per channel, ~17 ms on [200, 12544] on one core) and plain NCHW the same way;
+// its jit kernel needs nChw16c and hence two reorders. These loops read a channel's values
+// once from memory: the statistics passes and the output pass of one channel (or block of
+// [N, C] columns) run back to back while the data are in L2. Sums are accumulated in double
+// across rows/planes (float within a plane), and the variance is the mean squared deviation
+// from the mean (two passes, no cancellation).
 struct NormForward {
   Tensor y;
   Tensor mean;      // batch statistics (training) or undefined
   Tensor variance;  // biased
 };
 
-// Training: batch statistics (returned); inference: the given running statistics.
-NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const Tensor* beta, bool training,
-                                   const Tensor* running_mean, const Tensor* running_var, float eps) {
-  const dnnl::normalization_flags flags = NormFlags(gamma != nullptr, beta != nullptr, !training);
-  const int64_t channels = x.dim(1);
-  const memory::desc stat_md({channels}, kF32, Tag::x);
-  const std::string key = absl::StrCat("otgen.bnorm_fwd|", ShapeToString(x.shape()), "|", FloatKey(eps), "|",
-                                       static_cast<unsigned>(flags), "|", training);
-  const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
-    const auto pd = BnForwardPd(x.shape(), eps, flags,
-                                training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference);
-    std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, BnUserMd(x.shape()), false},
-                                  {DNNL_ARG_DST, BnUserMd(x.shape()), true},
-                                  {DNNL_ARG_MEAN, stat_md, training},
-                                  {DNNL_ARG_VARIANCE, stat_md, training}};
-    if (gamma != nullptr) specs.push_back({DNNL_ARG_SCALE, stat_md, false});
-    if (beta != nullptr) specs.push_back({DNNL_ARG_SHIFT, stat_md, false});
-    return MakePlan(dnnl::batch_normalization_forward(pd), pd, specs);
-  });
-  NormForward result;
-  result.y = Tensor::Empty(x.shape());
-  std::vector<float*> data = {Ptr(x), result.y.data()};
-  if (training) {
-    result.mean = Tensor::Empty({channels});
-    result.variance = Tensor::Empty({channels});
-    data.push_back(result.mean.data());
-    data.push_back(result.variance.data());
-  } else {
-    data.push_back(Ptr(*running_mean));
-    data.push_back(Ptr(*running_var));
-  }
-  if (gamma != nullptr) data.push_back(Ptr(*gamma));
-  if (beta != nullptr) data.push_back(Ptr(*beta));
-  Execute(plan, data);
-  return result;
-}
-
 struct NormBackward {
   Tensor dx, dgamma, dbeta;
 };
 
-// oneDNN's fused first-order backward of training-mode batch normalization.
-// (oneDNN reads SHIFT in the backward pass whenever use_shift is set, hence `beta`.)
+// Columns of [N, C] processed together: 200 rows x 128 columns = 100 KB, in L2.
+constexpr int64_t kBnColumnBlock = 128;
+
+struct BnView {
+  int64_t n, c, s;
+  explicit BnView(const Tensor& x) : n(x.dim(0)), c(x.dim(1)), s(x.numel() / (x.dim(0) * x.dim(1))) {}
+  int64_t count() const { return n * s; }
+};
+
+// Per-channel batch mean and biased variance.
+void BatchStatistics(const float* x, const BnView& v, float* mean, float* variance) {
+  const double inv_count = 1.0 / static_cast<double>(v.count());
+  if (v.s == 1) {
+    const int64_t blocks = (v.c + kBnColumnBlock - 1) / kBnColumnBlock;
+#pragma omp parallel for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * kBnColumnBlock, width = std::min(kBnColumnBlock, v.c - c0);
+      double acc[kBnColumnBlock];
+      float mu[kBnColumnBlock];
+      for (int64_t j = 0; j < width; ++j) acc[j] = 0;
+      for (int64_t r = 0; r < v.n; ++r) {
+        const float* row = x + r * v.c + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < width; ++j) {
+        mu[j] = static_cast<float>(acc[j] * inv_count);
+        acc[j] = 0;
+      }
+      for (int64_t r = 0; r < v.n; ++r) {
+        const float* row = x + r * v.c + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          const double d = row[j] - mu[j];
+          acc[j] += d * d;
+        }
+      }
+      for (int64_t j = 0; j < width; ++j) {
+        mean[c0 + j] = mu[j];
+        variance[c0 + j] = static_cast<float>(acc[j] * inv_count);
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < v.c; ++ch) {
+    double sum = 0;
+    for (int64_t i = 0; i < v.n; ++i) {
+      const float* p = x + (i * v.c + ch) * v.s;
+      float s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t k = 0; k < v.s; ++k) s += p[k];
+      sum += s;
+    }
+    const float mu = static_cast<float>(sum * inv_count);
+    double sq = 0;
+    for (int64_t i = 0; i < v.n; ++i) {
+      const float* p = x + (i * v.c + ch) * v.s;
+      float s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t k = 0; k < v.s; ++k) s += (p[k] - mu) * (p[k] - mu);
+      sq += s;
+    }
+    mean[ch] = mu;
+    variance[ch] = static_cast<float>(sq * inv_count);
+  }
+}
+
+// y = x * scale[c] + shift[c].
+void ChannelAffine(const float* x, const BnView& v, const float* scale, const float* shift, float* y) {
+  if (v.s == 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < v.n; ++r) {
+      const float* in = x + r * v.c;
+      float* out = y + r * v.c;
+#pragma omp simd
+      for (int64_t j = 0; j < v.c; ++j) out[j] = in[j] * scale[j] + shift[j];
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < v.n * v.c; ++plane) {
+    const float a = scale[plane % v.c], b = shift[plane % v.c];
+    const float* in = x + plane * v.s;
+    float* out = y + plane * v.s;
+#pragma omp simd
+    for (int64_t k = 0; k < v.s; ++k) out[k] = in[k] * a + b;
+  }
+}
+
+// Training: batch statistics (returned); inference: the given running statistics.
+NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const Tensor* beta, bool training,
+                                   const Tensor* running_mean, const Tensor* running_var, float eps) {
+  const BnView v(x);
+  NormForward result;
+  result.y = Tensor::Empty(x.shape());
+  const float* mean;
+  const float* variance;
+  if (training) {
+    result.mean = Tensor::Empty({v.c});
+    result.variance = Tensor::Empty({v.c});
+    BatchStatistics(x.data(), v, result.mean.data(), result.variance.data());
+    mean = result.mean.data();
+    variance = result.variance.data();
+  } else {
+    mean = running_mean->data();
+    variance = running_var->data();
+  }
+  std::vector<float> scale(v.c), shift(v.c);
+  for (int64_t ch = 0; ch < v.c; ++ch) {
+    const float rstd = 1.0f / std::sqrt(variance[ch] + eps);
+    scale[ch] = (gamma != nullptr ? gamma->data()[ch] : 1.0f) * rstd;
+    shift[ch] = (beta != nullptr ? beta->data()[ch] : 0.0f) - mean[ch] * scale[ch];
+  }
+  ChannelAffine(x.data(), v, scale.data(), shift.data(), result.y.data());
+  return result;
+}
+
+// First-order backward of training-mode batch normalization with the forward's statistics:
+//   dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) = k1 dy + k2 x + k0,
+//   dgamma = sum(dy xhat) = rstd sum(dy (x - mu)),  dbeta = sum(dy).
 NormBackward BatchNormBackwardKernel(const Tensor& x, const Tensor& dy, const Tensor& mean, const Tensor& variance,
                                      const Tensor* gamma, const Tensor* beta, float eps) {
-  const bool scale = gamma != nullptr;
-  const bool shift = beta != nullptr;
-  const dnnl::normalization_flags flags = NormFlags(scale, shift, false);
-  const int64_t channels = x.dim(1);
-  const memory::desc stat_md({channels}, kF32, Tag::x);
-  const std::string key =
-      absl::StrCat("otgen.bnorm_bwd|", ShapeToString(x.shape()), "|", FloatKey(eps), "|", static_cast<unsigned>(flags));
-  const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
-    const auto hint = BnForwardPd(x.shape(), eps, flags, dnnl::prop_kind::forward_training);
-    const memory::desc md = BnPrimitiveMd(x.shape());
-    dnnl::batch_normalization_backward::desc desc(
-        scale || shift ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data, md, md, eps, flags);
-    const dnnl::batch_normalization_backward::primitive_desc pd(desc, OneDnnContext::Get().engine(), hint);
-    std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, BnUserMd(x.shape()), false},
-                                  {DNNL_ARG_DIFF_DST, BnUserMd(x.shape()), false},
-                                  {DNNL_ARG_DIFF_SRC, BnUserMd(x.shape()), true},
-                                  {DNNL_ARG_MEAN, stat_md, false},
-                                  {DNNL_ARG_VARIANCE, stat_md, false}};
-    if (scale) {
-      specs.push_back({DNNL_ARG_SCALE, stat_md, false});
-      specs.push_back({DNNL_ARG_DIFF_SCALE, stat_md, true});
+  const BnView v(x);
+  std::vector<double> sum_dy(v.c), sum_dy_xc(v.c);  // sum(dy), sum(dy (x - mu))
+  const float* xs = x.data();
+  const float* g = dy.data();
+  const float* mu = mean.data();
+  if (v.s == 1) {
+    const int64_t blocks = (v.c + kBnColumnBlock - 1) / kBnColumnBlock;
+#pragma omp parallel for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * kBnColumnBlock, width = std::min(kBnColumnBlock, v.c - c0);
+      double a[kBnColumnBlock], b[kBnColumnBlock];
+      for (int64_t j = 0; j < width; ++j) a[j] = b[j] = 0;
+      for (int64_t r = 0; r < v.n; ++r) {
+        const float* xr = xs + r * v.c + c0;
+        const float* gr = g + r * v.c + c0;
+        const float* m = mu + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          a[j] += gr[j];
+          b[j] += static_cast<double>(gr[j]) * (xr[j] - m[j]);
+        }
+      }
+      for (int64_t j = 0; j < width; ++j) {
+        sum_dy[c0 + j] = a[j];
+        sum_dy_xc[c0 + j] = b[j];
+      }
     }
-    if (shift) {
-      specs.push_back({DNNL_ARG_SHIFT, stat_md, false});
-      specs.push_back({DNNL_ARG_DIFF_SHIFT, stat_md, true});
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < v.c; ++ch) {
+      double a = 0, b = 0;
+      const float m = mu[ch];
+      for (int64_t i = 0; i < v.n; ++i) {
+        const float* xp = xs + (i * v.c + ch) * v.s;
+        const float* gp = g + (i * v.c + ch) * v.s;
+        float sa = 0, sb = 0;
+#pragma omp simd reduction(+ : sa, sb)
+        for (int64_t k = 0; k < v.s; ++k) {
+          sa += gp[k];
+          sb += gp[k] * (xp[k] - m);
+        }
+        a += sa;
+        b += sb;
+      }
+      sum_dy[ch] = a;
+      sum_dy_xc[ch] = b;
     }
-    return MakePlan(dnnl::batch_normalization_backward(pd), pd, specs);
-  });
+  }
   NormBackward result;
   result.dx = Tensor::Empty(x.shape());
-  std::vector<float*> data = {Ptr(x), Ptr(dy), result.dx.data(), Ptr(mean), Ptr(variance)};
-  if (scale) {
-    result.dgamma = Tensor::Empty({channels});
-    data.push_back(Ptr(*gamma));
-    data.push_back(result.dgamma.data());
+  if (gamma != nullptr) result.dgamma = Tensor::Empty({v.c});
+  if (beta != nullptr) result.dbeta = Tensor::Empty({v.c});
+  const double inv_count = 1.0 / static_cast<double>(v.count());
+  std::vector<float> k1(v.c), k2(v.c), k0(v.c);
+  for (int64_t ch = 0; ch < v.c; ++ch) {
+    const double rstd = 1.0 / std::sqrt(static_cast<double>(variance.data()[ch]) + eps);
+    const double gm = gamma != nullptr ? gamma->data()[ch] : 1.0;
+    const double c1 = gm * rstd;
+    const double c2 = -c1 * rstd * rstd * sum_dy_xc[ch] * inv_count;
+    k1[ch] = static_cast<float>(c1);
+    k2[ch] = static_cast<float>(c2);
+    k0[ch] = static_cast<float>(-c1 * sum_dy[ch] * inv_count - c2 * mu[ch]);
+    if (gamma != nullptr) result.dgamma.data()[ch] = static_cast<float>(rstd * sum_dy_xc[ch]);
+    if (beta != nullptr) result.dbeta.data()[ch] = static_cast<float>(sum_dy[ch]);
   }
-  if (shift) {
-    result.dbeta = Tensor::Empty({channels});
-    data.push_back(Ptr(*beta));
-    data.push_back(result.dbeta.data());
+  float* dx = result.dx.data();
+  const float* k1p = k1.data();
+  const float* k2p = k2.data();
+  const float* k0p = k0.data();
+  if (v.s == 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < v.n; ++r) {
+      const float* xr = xs + r * v.c;
+      const float* gr = g + r * v.c;
+      float* out = dx + r * v.c;
+#pragma omp simd
+      for (int64_t j = 0; j < v.c; ++j) out[j] = k1p[j] * gr[j] + k2p[j] * xr[j] + k0p[j];
+    }
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < v.n * v.c; ++plane) {
+      const int64_t ch = plane % v.c;
+      const float a = k1p[ch], b = k2p[ch], c0 = k0p[ch];
+      const float* xp = xs + plane * v.s;
+      const float* gp = g + plane * v.s;
+      float* out = dx + plane * v.s;
+#pragma omp simd
+      for (int64_t k = 0; k < v.s; ++k) out[k] = a * gp[k] + b * xp[k] + c0;
+    }
   }
-  Execute(plan, data);
   return result;
 }
 

@@ -17,8 +17,11 @@
 //   Upsample2x       nearest-neighbour 2x upsampling; SumPool2x is its adjoint.
 //
 // The kernels are oneDNN 2.x primitives (convolution_forward, deconvolution_forward,
-// convolution_backward_weights, batch/layer_normalization_forward/backward), cached by shape
-// in OneDnnContext; upsampling and its adjoint are plain loops. Convolutions and batch norm
+// convolution_backward_weights, layer_normalization_forward/backward), cached by shape in
+// OneDnnContext, except: the transposed convolution (= convolution backward data) with at
+// least 16 output channels runs as one oneDNN matmul per chunk of images plus a vectorized
+// col2im (faster than oneDNN's deconvolution kernels and free of layout reorders); batch
+// normalization, upsampling and its adjoint are plain OpenMP loops. The other convolutions
 // run in oneDNN's blocked layouts (nChw16c ...) where that is measured to be faster: tensors
 // are reordered into reused scratch buffers and back, so callers only ever see plain
 // NCHW / OIHW data (see conv_ops.cc for the measurements behind the choice).
@@ -28,8 +31,8 @@
 //   Conv2d (forward), Conv2dBackwardData (= transposed convolution), Conv2dBackwardWeights
 // are each a recorded op whose backward rule is written with the other two, and the
 // normalization backward rules are composed of differentiable ops (nn/ops.h) whenever the
-// backward pass is itself recorded (create_graph); a first-order backward pass uses oneDNN's
-// fused backward primitives instead.
+// backward pass is itself recorded (create_graph); a first-order backward pass uses fused
+// kernels instead (oneDNN's for layer norm, a two-pass loop for batch norm).
 //
 // Shapes are validated by the *OutputShape functions (InvalidArgumentError naming the
 // shapes); the ops themselves treat a mismatch as a programming error and abort with that
@@ -126,9 +129,12 @@ inline Var Upsample2x(const Var& x) { return UpsampleNearest(x, 2); }
 inline Var SumPool2x(const Var& x) { return SumPool(x, 2); }
 
 namespace internal {
-// Which memory layouts the convolution primitives use. kAuto picks oneDNN's blocked layouts
-// where they are measured to be faster (see conv_ops.cc); tests force each path.
-enum class ConvLayout { kAuto, kPlain, kBlocked };
+// Which kernels and memory layouts the convolutions use. kAuto picks, per op, what is
+// measured to be faster (see conv_ops.cc); tests force each path. kPlain and kBlocked run
+// every convolution as a oneDNN primitive on plain or blocked layouts; kGemm runs the
+// transposed convolution (backward data) as matmul + col2im for every channel count and the
+// other two ops as kAuto does.
+enum class ConvLayout { kAuto, kPlain, kBlocked, kGemm };
 void SetConvLayoutForTesting(ConvLayout layout);
 }  // namespace internal
 

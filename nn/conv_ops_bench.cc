@@ -9,11 +9,12 @@
 // cotangent to the input and all parameters. GFLOP/s counts 2 * MACs of the forward
 // convolution per pass (a backward pass costs two such passes).
 //
-// Timings include allocating each result Tensor; outputs over 32 MB come from fresh mmap'd
-// pages with glibc's default malloc settings (MALLOC_MMAP_MAX_=0 shows the cost). With
+// Timings include allocating each result Tensor (large blocks are recycled by nn/tensor.cc's
+// block cache after the first iteration, so they cost no page faults). With
 // OMP_NUM_THREADS=1 the CPU column is the whole work, which stays meaningful when other
 // processes load the machine (OpenMP synchronization then inflates the 2-thread real time).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -81,12 +82,13 @@ Var Apply(const ConvSpec& s, const ConvSetup& c) {
   return s.transposed ? ConvTranspose2d(c.x, c.w, c.b, c.geometry) : Conv2d(c.x, c.w, c.b, c.geometry);
 }
 
-void SetLabel(benchmark::State& state, const ConvSpec& s) {
-  state.SetLabel(absl::StrCat(s.transposed ? "ConvTranspose2d(" : "Conv2d(", s.in_channels, ",", s.out_channels, ",k",
-                              s.kernel, ",s", s.stride, ",p", s.padding,
-                              s.output_padding ? absl::StrCat(",op", s.output_padding) : "", ") on [", s.batch, ",",
-                              s.in_channels, ",", s.size, ",", s.size, "]"));
+std::string Label(const ConvSpec& s) {
+  return absl::StrCat(s.transposed ? "ConvTranspose2d(" : "Conv2d(", s.in_channels, ",", s.out_channels, ",k", s.kernel,
+                      ",s", s.stride, ",p", s.padding, s.output_padding ? absl::StrCat(",op", s.output_padding) : "",
+                      ") on [", s.batch, ",", s.in_channels, ",", s.size, ",", s.size, "]");
 }
+
+void SetLabel(benchmark::State& state, const ConvSpec& s) { state.SetLabel(Label(s)); }
 
 void BM_ConvForward(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
@@ -115,6 +117,29 @@ void BM_ConvForwardBackward(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(3 * c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state, s);
 }
+
+// The transposed convolutions under each kernel choice (second argument: 0 = kAuto,
+// 1 = oneDNN blocked, 2 = matmul + col2im), to check kAuto's choice.
+void BM_ConvTransposeKernels(benchmark::State& state) {
+  const ConvSpec& s = Specs()[state.range(0)];
+  const internal::ConvLayout layouts[] = {internal::ConvLayout::kAuto, internal::ConvLayout::kBlocked,
+                                          internal::ConvLayout::kGemm};
+  const char* names[] = {"auto", "onednn-blocked", "gemm"};
+  internal::SetConvLayoutForTesting(layouts[state.range(1)]);
+  const ConvSetup c = MakeSetup(s, false);
+  NoGradGuard no_grad;
+  for (auto _ : state) {
+    Var y = Apply(s, c);
+    benchmark::DoNotOptimize(y.value().data());
+  }
+  internal::SetConvLayoutForTesting(internal::ConvLayout::kAuto);
+  state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(absl::StrCat(names[state.range(1)], " ", Label(s)));
+}
+BENCHMARK(BM_ConvTransposeKernels)
+    ->ArgsProduct({{3, 4, 6, 7}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK(BM_ConvForward)->DenseRange(0, 8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvForwardBackward)->DenseRange(0, 8)->Unit(benchmark::kMillisecond)->UseRealTime();

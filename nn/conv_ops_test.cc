@@ -307,7 +307,8 @@ TEST_P(ConvTest, GradientPenaltyOfConvCritic) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ConvTest,
-                         ::testing::Values(ConvLayout::kAuto, ConvLayout::kPlain, ConvLayout::kBlocked),
+                         ::testing::Values(ConvLayout::kAuto, ConvLayout::kPlain, ConvLayout::kBlocked,
+                                           ConvLayout::kGemm),
                          [](const ::testing::TestParamInfo<ConvLayout>& info) {
                            switch (info.param) {
                              case ConvLayout::kAuto:
@@ -316,9 +317,29 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ConvTest,
                                return std::string("Plain");
                              case ConvLayout::kBlocked:
                                return std::string("Blocked");
+                             case ConvLayout::kGemm:
+                               return std::string("Gemm");
                            }
                            return std::string("Unknown");
                          });
+
+// The matmul + col2im transposed convolution agrees with oneDNN's on a batch that takes
+// several GEMM chunks (the last one partial) and channel counts that are not multiples of 16.
+TEST(ConvGemmTest, MatchesOneDnnAcrossChunks) {
+  Rng rng(18);
+  const Tensor x = Normal({40, 64, 8, 8}, rng), w = Normal({64, 70, 4, 4}, rng, 0.1f), b = Normal({70}, rng);
+  const Tensor x2 = Normal({3, 33, 5, 7}, rng), w2 = Normal({33, 17, 5, 5}, rng, 0.1f), b2 = Normal({17}, rng);
+  Tensor reference, reference2;
+  internal::SetConvLayoutForTesting(ConvLayout::kPlain);
+  reference = ConvTranspose2d(Var(x), Var(w), Var(b), 2, 1).value();
+  reference2 = ConvTranspose2d(Var(x2), Var(w2), Var(b2), 2, 2, 1).value();
+  internal::SetConvLayoutForTesting(ConvLayout::kGemm);
+  const Tensor y = ConvTranspose2d(Var(x), Var(w), Var(b), 2, 1).value();
+  const Tensor y2 = ConvTranspose2d(Var(x2), Var(w2), Var(b2), 2, 2, 1).value();
+  internal::SetConvLayoutForTesting(ConvLayout::kAuto);
+  ExpectClose(y, reference, 1e-4f, "ConvTranspose2d [40, 64, 8, 8] gemm vs oneDNN");
+  ExpectClose(y2, reference2, 1e-4f, "ConvTranspose2d [3, 33, 5, 7] gemm vs oneDNN");
+}
 
 TEST(ConvShapeTest, ValidatesShapes) {
   EXPECT_EQ(*Conv2dOutputShape({64, 1, 28, 28}, {64, 1, 5, 5}, {.stride = 2, .padding = 2}), (Shape{64, 64, 14, 14}));
@@ -341,8 +362,8 @@ TEST(ConvShapeTest, ValidatesShapes) {
 
 TEST(BatchNormTest, TrainingForwardAndRunningStatisticsMatchHandComputation) {
   Rng rng(21);
-  // [2, 20, 3, 3] runs oneDNN's blocked (nChw16c, channels padded to 32) kernel.
-  for (const Shape& shape : {Shape{4, 3}, Shape{2, 3, 4, 5}, Shape{2, 20, 3, 3}}) {
+  // [5, 300]: several column blocks of the [N, C] kernel, the last one partial.
+  for (const Shape& shape : {Shape{4, 3}, Shape{2, 3, 4, 5}, Shape{2, 20, 3, 3}, Shape{5, 300}}) {
     const int64_t c = shape[1];
     const Tensor gamma = Normal({c}, rng), beta = Normal({c}, rng);
     Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
@@ -400,7 +421,7 @@ TEST(BatchNormTest, Gradients) {
   }
 }
 
-// The oneDNN first-order backward and the composed (create_graph) backward agree.
+// The fused first-order backward and the composed (create_graph) backward agree.
 TEST(BatchNormTest, FusedAndComposedBackwardAgree) {
   Rng rng(23);
   const Var x = Var::Parameter(Normal({8, 16, 5, 5}, rng));
@@ -412,6 +433,36 @@ TEST(BatchNormTest, FusedAndComposedBackwardAgree) {
   // dx and dgamma depend on x (recorded); dbeta = sum(g) does not.
   EXPECT_TRUE(composed[0].requires_grad());
   EXPECT_TRUE(composed[1].requires_grad());
+  for (int k = 0; k < 3; ++k) {
+    ExpectClose(composed[k].value(), fused[k].value(), 2e-4f, absl::StrCat("BatchNorm grad ", k));
+  }
+}
+
+// Statistics of values with a large common offset and a small spread: a one-pass
+// E[x^2] - E[x]^2 in float would lose every digit of the variance.
+TEST(BatchNormTest, StatisticsAreAccurateUnderALargeOffset) {
+  Rng rng(24);
+  for (const Shape& shape : {Shape{64, 40}, Shape{8, 3, 6, 6}}) {
+    const Tensor x = Tensor::Normal(shape, 1000.0f, 0.01f, rng);
+    std::vector<double> mean, var;
+    RefChannelStats(x, &mean, &var);
+    const Var y = BatchNorm(Var(x), Var(), Var(), nullptr, nullptr);
+    // Normalized values are O(1); a float of 1000 carries ~6e-5 absolute error, i.e. ~6e-3
+    // after division by the 0.01 standard deviation.
+    ExpectClose(y.value(), RefNormalizeChannels(x, mean, var, Tensor(), Tensor(), 1e-5), 2e-2f, "offset BatchNorm");
+  }
+}
+
+// The fused first-order backward matches the composed one on [N, C] input spanning several
+// column blocks.
+TEST(BatchNormTest, FusedAndComposedBackwardAgreeOnWideMatrices) {
+  Rng rng(25);
+  const Var x = Var::Parameter(Tensor::Normal({12, 300}, 0.5f, 2.0f, rng));
+  const Var gamma = Var::Parameter(Normal({300}, rng)), beta = Var::Parameter(Normal({300}, rng));
+  const Var u = Var::Constant(Normal({12, 300}, rng));
+  auto loss = [&] { return SumAll(Mul(BatchNorm(x, gamma, beta, nullptr, nullptr), u)); };
+  const std::vector<Var> fused = Grad({loss()}, {x, gamma, beta});
+  const std::vector<Var> composed = Grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
   for (int k = 0; k < 3; ++k) {
     ExpectClose(composed[k].value(), fused[k].value(), 2e-4f, absl::StrCat("BatchNorm grad ", k));
   }
