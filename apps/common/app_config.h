@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "apps/common/config.h"
+#include "apps/common/user_path.h"
 #include "google/protobuf/message.h"
 
 namespace otgen::apps {
@@ -53,12 +54,6 @@ absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValid
 // --steps, --threads). Link //apps/common:flags.
 absl::Status PrepareAppConfigFromFlags(const std::string& default_text, const std::string& default_name,
                                        const ConfigValidator& validate, google::protobuf::Message* config);
-
-// `path` if it exists or is absolute, else $BUILD_WORKING_DIRECTORY/path when that exists;
-// otherwise `path` unchanged (the caller's open then reports it as missing).
-std::string ResolveInputPath(const std::string& path);
-// A relative `path` made absolute against $BUILD_WORKING_DIRECTORY when set (for outputs).
-std::string ResolveOutputPath(const std::string& path);
 
 // Lets data found through the Bazel runfiles (e.g. @mnist) be found when the binary is run
 // directly (bazel-bin/apps/sdot/sdot) rather than by `bazel run`: sets $RUNFILES_DIR to

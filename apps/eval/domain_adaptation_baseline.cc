@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "apps/eval/domain_adaptation.h"
+#include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
 #include "data/mnist.h"
 #include "nn/onednn_context.h"
@@ -23,7 +24,7 @@ ABSL_FLAG(int, threads, 0, "oneDNN threads (0 = all cores).");
 namespace {
 
 int Run(const char* argv0) {
-  const std::string usps = otgen::eval::ResolveUserPath(absl::GetFlag(FLAGS_usps));
+  const std::string usps = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_usps));
   if (usps.empty()) {
     std::fprintf(stderr, "domain_adaptation_baseline: --usps: expected the path of the USPS HDF5 file\n");
     return 2;
@@ -34,7 +35,7 @@ int Run(const char* argv0) {
     return 2;
   }
   if (threads > 0) otgen::nn::SetNumThreads(threads);
-  std::string mnist_dir = otgen::eval::ResolveUserPath(absl::GetFlag(FLAGS_mnist_dir));
+  std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
   if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
     absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
     if (!found.ok()) {

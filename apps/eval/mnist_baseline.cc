@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "apps/eval/mnist_classifier.h"
 #include "apps/eval/mnist_sample_metrics.h"
+#include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
 #include "data/mnist.h"
 #include "nn/onednn_context.h"
@@ -36,7 +37,7 @@ int Run(const char* argv0) {
   options.baseline_seed = absl::GetFlag(FLAGS_baseline_seed);
   options.kid.seed = absl::GetFlag(FLAGS_kid_seed);
   const absl::Time start = absl::Now();
-  std::string mnist_dir = otgen::eval::ResolveUserPath(absl::GetFlag(FLAGS_mnist_dir));
+  std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
   if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
     absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
     if (!found.ok()) {

@@ -71,13 +71,6 @@ absl::StatusOr<SampleKind> SampleKindFromShape(const nn::Shape& s) {
                    nn::ShapeToString(s)));
 }
 
-std::string ResolveUserPath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const char* dir = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (dir == nullptr || dir[0] == '\0') return path;
-  return absl::StrCat(absl::StripSuffix(dir, "/"), "/", path);
-}
-
 std::vector<std::string> MixtureDatasetNames() {
   std::vector<std::string> out;
   for (const std::string& name : data::Synthetic2dNames()) {

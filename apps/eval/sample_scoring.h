@@ -28,7 +28,7 @@
 // what was expected.
 //
 // Usage:
-//   OTGEN_ASSIGN_OR_RETURN(nn::Tensor x, ReadNpyTensor(ResolveUserPath(flag_samples)));
+//   OTGEN_ASSIGN_OR_RETURN(nn::Tensor x, ReadNpyTensor(apps::ResolveInputPath(flag_samples)));
 //   std::unique_ptr<MnistSampleScorer> scorer;  // created only for images
 //   auto provider = [&]() -> absl::StatusOr<const MnistSampleScorer*> { ... };
 //   OTGEN_ASSIGN_OR_RETURN(SampleScores s, ScoreSamples(x, {.dataset = flag_dataset}, provider));
@@ -61,11 +61,6 @@ enum class SampleKind {
 
 // The kind of samples of this shape; InvalidArgumentError naming --samples otherwise.
 absl::StatusOr<SampleKind> SampleKindFromShape(const nn::Shape& shape);
-
-// `path` as the user meant it: a relative path is taken relative to $BUILD_WORKING_DIRECTORY
-// when that is set (`bazel run` starts binaries in their runfiles tree and records the
-// user's working directory there); absolute paths and an empty path are returned unchanged.
-std::string ResolveUserPath(const std::string& path);
 
 // The mixture data sets of data/synthetic2d.h (the `dataset` values for points).
 std::vector<std::string> MixtureDatasetNames();

@@ -56,16 +56,6 @@ TEST(SampleScoringTest, KindFromShape) {
   EXPECT_TRUE(StatusIs(SampleKindFromShape({10}).status(), kInvalid, {"--samples", "[10]"}));
 }
 
-TEST(SampleScoringTest, ResolvesRelativePathsAgainstTheBazelWorkingDirectory) {
-  ASSERT_EQ(setenv("BUILD_WORKING_DIRECTORY", "/home/me/run/", 1), 0);
-  EXPECT_EQ(ResolveUserPath("samples.npy"), "/home/me/run/samples.npy");
-  EXPECT_EQ(ResolveUserPath("out/s.npy"), "/home/me/run/out/s.npy");
-  EXPECT_EQ(ResolveUserPath("/abs/s.npy"), "/abs/s.npy");
-  EXPECT_EQ(ResolveUserPath(""), "");
-  ASSERT_EQ(unsetenv("BUILD_WORKING_DIRECTORY"), 0);
-  EXPECT_EQ(ResolveUserPath("samples.npy"), "samples.npy");
-}
-
 TEST(SampleScoringTest, MixtureNames) {
   const std::vector<std::string> names = MixtureDatasetNames();
   for (const char* n : {"grid25", "grid25_wgangp", "ring8", "ring8_wgangp"}) {

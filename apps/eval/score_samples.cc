@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "apps/eval/mnist_sample_metrics.h"
+#include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
 #include "data/mnist.h"
 #include "nn/onednn_context.h"
@@ -44,7 +45,7 @@ int Run(const char* argv0) {
   if (threads > 0) otgen::nn::SetNumThreads(threads);
 
   std::unique_ptr<MnistSampleScorer> scorer;
-  std::string mnist_dir = otgen::eval::ResolveUserPath(absl::GetFlag(FLAGS_mnist_dir));
+  std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
   auto provider = [&]() -> absl::StatusOr<const MnistSampleScorer*> {
     if (scorer == nullptr) {
       if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
@@ -61,7 +62,7 @@ int Run(const char* argv0) {
   otgen::eval::SampleScoringOptions options;
   options.dataset = absl::GetFlag(FLAGS_dataset);
   options.pixel_range = absl::GetFlag(FLAGS_pixel_range);
-  const std::string path = otgen::eval::ResolveUserPath(samples);
+  const std::string path = otgen::apps::ResolveInputPath(samples);
   absl::StatusOr<otgen::eval::SampleScores> scores = otgen::eval::ScoreSamplesFile(path, options, provider);
   if (!scores.ok()) {
     std::fprintf(stderr, "score_samples: %s\n", std::string(scores.status().message()).c_str());
@@ -70,7 +71,7 @@ int Run(const char* argv0) {
   std::printf("%s\n%s", path.c_str(), scores->Report().c_str());
   const std::string output = absl::GetFlag(FLAGS_output);
   if (!output.empty()) {
-    const std::string csv = otgen::eval::ResolveUserPath(output);
+    const std::string csv = otgen::apps::ResolveOutputPath(output);
     const absl::Status appended = otgen::eval::AppendScoresCsv(csv, *scores);
     if (!appended.ok()) {
       std::fprintf(stderr, "score_samples: --output: %s\n", appended.ToString().c_str());
