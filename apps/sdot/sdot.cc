@@ -142,7 +142,9 @@ absl::StatusOr<std::unique_ptr<SdotModel>> SdotModel::Create(const SdotConfig& c
   nn::Tensor images = train->examples();
   const int64_t limit = config.data().train_limit();
   if (limit > 0 && limit < images.dim(0)) images = images.Rows(0, limit).Clone();
-  return Create(config, std::move(images));
+  std::unique_ptr<SdotModel> model(new SdotModel());
+  OTGEN_RETURN_IF_ERROR(model->Init(config, std::move(images)));
+  return model;
 }
 
 absl::StatusOr<std::unique_ptr<SdotModel>> SdotModel::Create(const SdotConfig& config, nn::Tensor targets) {
