@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -40,14 +41,16 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-// Large blocks are served from the operating system (glibc mmaps anything above 32 MiB):
-// every fresh one costs a page fault per 4 KiB page on first touch, which made up ~20% of
-// a DCGAN generator forward pass (three [200, 64, 28, 28] activations of 40 MB each).
-// Freed blocks of at least kMinCachedBytes are kept, up to kMaxCachedBytes in total, and
-// handed out again for an allocation of exactly the same size -- a training loop allocates
-// the same shapes every iteration. (Not under AddressSanitizer, so that it still sees
-// every use after free.)
-constexpr size_t kMinCachedBytes = size_t{1} << 20;
+// Blocks of at least kMinCachedBytes are recycled instead of going back to glibc. Fresh large
+// blocks come from the operating system (glibc mmaps anything above its threshold, and trims
+// the heap top when it frees) and cost a page fault per 4 KiB page on first touch: ~20% of a
+// DCGAN generator forward pass (three [200, 64, 28, 28] activations of 40 MB each), and ~30%
+// of a W2GAN 2-D iteration, whose [256, 128] activations (128 KiB) sit right at glibc's
+// initial mmap threshold. Freed blocks are kept per exact size, up to kMaxCachedBytes in
+// total, and handed out again for an allocation of the same size -- a training loop allocates
+// the same shapes every iteration. (Not under AddressSanitizer, so that it still sees every
+// use after free.)
+constexpr size_t kMinCachedBytes = size_t{16} << 10;
 constexpr size_t kMaxCachedBytes = size_t{256} << 20;
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -66,15 +69,12 @@ class LargeBlockCache {
   // A cached block of exactly `bytes` bytes, or nullptr.
   void* Take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t k = 0; k < blocks_.size(); ++k) {
-      if (blocks_[k].bytes != bytes) continue;
-      void* p = blocks_[k].data;
-      blocks_[k] = blocks_.back();
-      blocks_.pop_back();
-      cached_bytes_ -= bytes;
-      return p;
-    }
-    return nullptr;
+    auto it = blocks_.find(bytes);
+    if (it == blocks_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_bytes_ -= bytes;
+    return p;
   }
 
   // Keeps `p` for reuse if it fits under the cap, frees it otherwise.
@@ -82,7 +82,7 @@ class LargeBlockCache {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (cached_bytes_ + bytes <= kMaxCachedBytes) {
-        blocks_.push_back({p, bytes});
+        blocks_[bytes].push_back(p);
         cached_bytes_ += bytes;
         return;
       }
@@ -91,12 +91,8 @@ class LargeBlockCache {
   }
 
  private:
-  struct Block {
-    void* data;
-    size_t bytes;
-  };
   std::mutex mu_;
-  std::vector<Block> blocks_;
+  absl::flat_hash_map<size_t, std::vector<void*>> blocks_;  // free blocks by size
   size_t cached_bytes_ = 0;
 };
 

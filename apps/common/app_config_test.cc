@@ -6,22 +6,14 @@
 #include <string>
 
 #include "apps/common/test_app.pb.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(AppConfigTest, DefaultTextOverridesAndEffectiveConfigFile) {
-  const std::string dir = TempDir() + "/app_config_default";
+  const std::string dir = TestTempDir() + "/app_config_default";
   AppConfigSources sources;
   sources.default_text = "run { output_dir: '" + dir + "' } lambda: 0.5";
   sources.overrides.seed = 42;
@@ -32,7 +24,7 @@ TEST(AppConfigTest, DefaultTextOverridesAndEffectiveConfigFile) {
   EXPECT_EQ(config.run().seed(), 42u);
   EXPECT_EQ(config.schedule().steps(), 7);
   EXPECT_FLOAT_EQ(config.lambda(), 0.5f);
-  const std::string written = Read(dir + "/config.pbtxt");
+  const std::string written = ReadTestFile(dir + "/config.pbtxt");
   EXPECT_NE(written.find("seed: 42"), std::string::npos) << written;
   EXPECT_NE(written.find("steps: 7"), std::string::npos) << written;
   // Defaults are materialized.
@@ -41,7 +33,7 @@ TEST(AppConfigTest, DefaultTextOverridesAndEffectiveConfigFile) {
 
 TEST(AppConfigTest, AppValidatorRunsAfterTheCommonCheck) {
   AppConfigSources sources;
-  sources.default_text = "run { output_dir: '" + TempDir() + "/app_config_bad' } lambda: -1";
+  sources.default_text = "run { output_dir: '" + TestTempDir() + "/app_config_bad' } lambda: -1";
   sources.print = false;
   testing::TestAppConfig config;
   const absl::Status s = PrepareAppConfig(
@@ -59,7 +51,7 @@ TEST(AppConfigTest, AppValidatorRunsAfterTheCommonCheck) {
 }
 
 TEST(AppConfigTest, RelativePathsResolveAgainstTheBuildWorkingDirectory) {
-  const std::string base = TempDir() + "/bwd";
+  const std::string base = TestTempDir() + "/bwd";
   ASSERT_EQ(std::system(("mkdir -p " + base).c_str()), 0);
   {
     std::ofstream out(base + "/user.pbtxt");
@@ -75,12 +67,12 @@ TEST(AppConfigTest, RelativePathsResolveAgainstTheBuildWorkingDirectory) {
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_FLOAT_EQ(config.lambda(), 0.25f);
   EXPECT_EQ(config.run().output_dir(), base + "/out_rel");
-  EXPECT_FALSE(Read(base + "/out_rel/config.pbtxt").empty());
+  EXPECT_FALSE(ReadTestFile(base + "/out_rel/config.pbtxt").empty());
 }
 
 TEST(AppConfigTest, MissingFileAndUnknownFieldAreNamed) {
   AppConfigSources sources;
-  sources.config_path = TempDir() + "/no_such_config.pbtxt";
+  sources.config_path = TestTempDir() + "/no_such_config.pbtxt";
   sources.print = false;
   testing::TestAppConfig config;
   absl::Status s = PrepareAppConfig(sources, nullptr, &config);

@@ -6,29 +6,14 @@
 
 #include "apps/common/config.h"
 #include "apps/eval/plot.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps {
 namespace {
 
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(CompareRunsTest, OverlaysTheColumnOfEachRun) {
-  const std::string a = TempDir() + "/run_a", b = TempDir() + "/run_b";
+  const std::string a = TestTempDir() + "/run_a", b = TestTempDir() + "/run_b";
   ASSERT_TRUE(MakeDirectories(a).ok());
   ASSERT_TRUE(MakeDirectories(b).ok());
   ASSERT_TRUE(WriteFileAtomically(a + "/metrics.csv", "step,h,fd\n1,1.0,\n2,0.5,\n3,0.25,3\n").ok());
@@ -36,23 +21,23 @@ TEST(CompareRunsTest, OverlaysTheColumnOfEachRun) {
   CompareRunsOptions options;
   options.runs = {a, b + "/metrics.csv"};
   options.labels = {"SDOT", "SDOTNN"};
-  options.output = TempDir() + "/compare.svg";
+  options.output = TestTempDir() + "/compare.svg";
   options.smooth = 2;
   ASSERT_TRUE(CompareRuns(options).ok());
-  const std::string svg = Read(options.output);
+  const std::string svg = ReadTestFile(options.output);
   EXPECT_NE(svg.find("<svg"), std::string::npos);
-  options.output = TempDir() + "/compare.png";
+  options.output = TestTempDir() + "/compare.png";
   ASSERT_TRUE(CompareRuns(options).ok());
-  EXPECT_EQ(Read(options.output).substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(options.output).substr(1, 3), "PNG");
 }
 
 TEST(CompareRunsTest, ErrorsNameTheRunOrOption) {
-  const std::string a = TempDir() + "/run_c";
+  const std::string a = TestTempDir() + "/run_c";
   ASSERT_TRUE(MakeDirectories(a).ok());
   ASSERT_TRUE(WriteFileAtomically(a + "/metrics.csv", "step,h\n1,1.0\n").ok());
   CompareRunsOptions options;
-  options.runs = {a, TempDir() + "/no_such_run"};
-  options.output = TempDir() + "/x.png";
+  options.runs = {a, TestTempDir() + "/no_such_run"};
+  options.output = TestTempDir() + "/x.png";
   absl::Status s = CompareRuns(options);
   EXPECT_NE(s.message().find("runs[1]"), std::string::npos) << s;
 
@@ -66,9 +51,9 @@ TEST(CompareRunsTest, ErrorsNameTheRunOrOption) {
   options.labels = {"x", "y"};
   EXPECT_NE(CompareRuns(options).message().find("labels"), std::string::npos);
   options.labels.clear();
-  options.output = TempDir() + "/x.jpg";
+  options.output = TestTempDir() + "/x.jpg";
   EXPECT_EQ(CompareRuns(options).code(), absl::StatusCode::kInvalidArgument);
-  options.output = TempDir() + "/x.png";
+  options.output = TestTempDir() + "/x.png";
   options.smooth = 0;
   EXPECT_NE(CompareRuns(options).message().find("smooth"), std::string::npos);
 }

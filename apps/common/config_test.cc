@@ -5,12 +5,11 @@
 #include <sstream>
 
 #include "apps/common/test_app.pb.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps {
 namespace {
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
 
 TEST(ConfigTest, ParsesTextProtoAndAppliesOverrides) {
   testing::TestAppConfig c;
@@ -36,7 +35,7 @@ TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("my.pbtxt:2:"), std::string::npos) << s;
   EXPECT_NE(s.message().find("stepz"), std::string::npos) << s;
-  EXPECT_EQ(LoadConfig(TempDir() + "/missing.pbtxt", &c).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadConfig(TestTempDir() + "/missing.pbtxt", &c).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ConfigTest, OverridesNeedRunAndSchedule) {
@@ -65,25 +64,25 @@ TEST(ConfigTest, EffectiveConfigPrintsDefaultsAndRoundTrips) {
   EXPECT_NE(text.find("lambda: 0.01"), std::string::npos) << text;
   EXPECT_NE(text.find("checkpoint_every: 1000"), std::string::npos) << text;
   EXPECT_NE(text.find("kind: ADAM"), std::string::npos) << text;
-  ASSERT_TRUE(WriteConfig(TempDir(), c).ok());
+  ASSERT_TRUE(WriteConfig(TestTempDir(), c).ok());
   testing::TestAppConfig back;
-  ASSERT_TRUE(LoadConfig(TempDir() + "/config.pbtxt", &back).ok());
+  ASSERT_TRUE(LoadConfig(TestTempDir() + "/config.pbtxt", &back).ok());
   EXPECT_FLOAT_EQ(back.lambda(), 0.01f);
   EXPECT_TRUE(back.has_schedule());
   EXPECT_EQ(back.schedule().steps(), 1000);
 }
 
 TEST(ConfigTest, WriteFileAtomicallyReplacesContent) {
-  const std::string path = TempDir() + "/atomic.txt";
+  const std::string path = TestTempDir() + "/atomic.txt";
   ASSERT_TRUE(WriteFileAtomically(path, "first").ok());
   ASSERT_TRUE(WriteFileAtomically(path, "second").ok());
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   EXPECT_EQ(ss.str(), "second");
-  EXPECT_FALSE(WriteFileAtomically(TempDir() + "/no/such/dir/x", "y").ok());
-  ASSERT_TRUE(MakeDirectories(TempDir() + "/a/b/c").ok());
-  EXPECT_TRUE(WriteFileAtomically(TempDir() + "/a/b/c/x", "y").ok());
+  EXPECT_FALSE(WriteFileAtomically(TestTempDir() + "/no/such/dir/x", "y").ok());
+  ASSERT_TRUE(MakeDirectories(TestTempDir() + "/a/b/c").ok());
+  EXPECT_TRUE(WriteFileAtomically(TestTempDir() + "/a/b/c/x", "y").ok());
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "apps/common/training_loop.h"
 
-#include <sys/stat.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -10,34 +9,13 @@
 #include "apps/common/metrics_log.h"
 #include "apps/common/stop_signal.h"
 #include "apps/eval/plot.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
 
 namespace otgen::apps {
 namespace {
-
-// Cairo's and Fontconfig's caches are freed at exit so that LeakSanitizer sees no leak.
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 // A stand-in app: a random walk whose position is a free tensor and whose noise comes from a
 // seeded stream, both checkpointed; "evaluate" reports the square of the position.
@@ -89,7 +67,7 @@ struct LoopSetup {
 
 LoopSetup MakeSetup(const std::string& name, int64_t steps) {
   LoopSetup s;
-  s.run.set_output_dir(TempDir() + "/" + name);
+  s.run.set_output_dir(TestTempDir() + "/" + name);
   s.schedule.set_steps(steps);
   s.schedule.set_checkpoint_every(3);
   s.schedule.set_eval_every(4);
@@ -130,12 +108,12 @@ TEST(TrainingLoopTest, WritesRowsEvaluationsSamplesCheckpointsAndPlots) {
   EXPECT_EQ(app.samples(), (std::vector<int64_t>{5, 10}));
   EXPECT_TRUE(app.last_seen());
   // Checkpoints at 3, 6, 9 and 10; the newest two kept.
-  EXPECT_FALSE(Exists(s.run.output_dir() + "/ckpt-3.pb"));
-  EXPECT_FALSE(Exists(s.run.output_dir() + "/ckpt-6.pb"));
-  EXPECT_TRUE(Exists(s.run.output_dir() + "/ckpt-9.pb"));
-  EXPECT_TRUE(Exists(s.run.output_dir() + "/ckpt-10.pb"));
-  EXPECT_EQ(Read(s.run.output_dir() + "/walk.png").substr(1, 3), "PNG");
-  EXPECT_NE(Read(s.run.output_dir() + "/walk.svg").find("<svg"), std::string::npos);
+  EXPECT_FALSE(FileExists(s.run.output_dir() + "/ckpt-3.pb"));
+  EXPECT_FALSE(FileExists(s.run.output_dir() + "/ckpt-6.pb"));
+  EXPECT_TRUE(FileExists(s.run.output_dir() + "/ckpt-9.pb"));
+  EXPECT_TRUE(FileExists(s.run.output_dir() + "/ckpt-10.pb"));
+  EXPECT_EQ(ReadTestFile(s.run.output_dir() + "/walk.png").substr(1, 3), "PNG");
+  EXPECT_NE(ReadTestFile(s.run.output_dir() + "/walk.svg").find("<svg"), std::string::npos);
 }
 
 TEST(TrainingLoopTest, InterruptedAndResumedRunMatchesAnUninterruptedOneRowForRow) {
@@ -153,7 +131,7 @@ TEST(TrainingLoopTest, InterruptedAndResumedRunMatchesAnUninterruptedOneRowForRo
     EXPECT_TRUE(r->stopped_by_signal);
     EXPECT_EQ(r->last_step, 5);
     // The stop wrote a checkpoint at the interrupted iteration.
-    EXPECT_TRUE(Exists(parts.run.output_dir() + "/ckpt-5.pb"));
+    EXPECT_TRUE(FileExists(parts.run.output_dir() + "/ckpt-5.pb"));
   }
   ResetStopRequest();
   {
@@ -166,7 +144,7 @@ TEST(TrainingLoopTest, InterruptedAndResumedRunMatchesAnUninterruptedOneRowForRo
     EXPECT_EQ(r->first_step, 6);
     EXPECT_EQ(c.steps_run(), 7);
   }
-  EXPECT_EQ(Read(whole.run.output_dir() + "/metrics.csv"), Read(parts.run.output_dir() + "/metrics.csv"));
+  EXPECT_EQ(ReadTestFile(whole.run.output_dir() + "/metrics.csv"), ReadTestFile(parts.run.output_dir() + "/metrics.csv"));
 }
 
 TEST(TrainingLoopTest, FreshRunRemovesCheckpointsOfAnEarlierRun) {
@@ -174,12 +152,12 @@ TEST(TrainingLoopTest, FreshRunRemovesCheckpointsOfAnEarlierRun) {
   LoopSetup s = MakeSetup("loop_fresh", 6);
   RandomWalkApp a(1);
   ASSERT_TRUE(TrainingLoop(s.run, s.schedule, s.spec, a.state()).Run(a.Hooks(), false).ok());
-  ASSERT_TRUE(Exists(s.run.output_dir() + "/ckpt-6.pb"));
+  ASSERT_TRUE(FileExists(s.run.output_dir() + "/ckpt-6.pb"));
   s.schedule.set_steps(2);
   RandomWalkApp b(1);
   ASSERT_TRUE(TrainingLoop(s.run, s.schedule, s.spec, b.state()).Run(b.Hooks(), false).ok());
-  EXPECT_FALSE(Exists(s.run.output_dir() + "/ckpt-6.pb"));
-  EXPECT_TRUE(Exists(s.run.output_dir() + "/ckpt-2.pb"));
+  EXPECT_FALSE(FileExists(s.run.output_dir() + "/ckpt-6.pb"));
+  EXPECT_TRUE(FileExists(s.run.output_dir() + "/ckpt-2.pb"));
   absl::StatusOr<MetricsTable> table = ReadMetrics(s.run.output_dir() + "/metrics.csv");
   ASSERT_TRUE(table.ok());
   EXPECT_EQ(table->rows.size(), 2u);

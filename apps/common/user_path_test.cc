@@ -4,15 +4,14 @@
 #include <fstream>
 #include <string>
 
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
 TEST(UserPathTest, OutputsResolveAgainstTheBazelWorkingDirectory) {
-  const std::string base = TempDir() + "/bwd_out";
+  const std::string base = TestTempDir() + "/bwd_out";
   ASSERT_EQ(setenv("BUILD_WORKING_DIRECTORY", (base + "/").c_str(), 1), 0);
   EXPECT_EQ(ResolveOutputPath("samples.npy"), base + "/samples.npy");
   EXPECT_EQ(ResolveOutputPath("out/s.npy"), base + "/out/s.npy");
@@ -23,7 +22,7 @@ TEST(UserPathTest, OutputsResolveAgainstTheBazelWorkingDirectory) {
 }
 
 TEST(UserPathTest, InputsResolveOnlyToFilesThatExist) {
-  const std::string base = TempDir() + "/bwd_in";
+  const std::string base = TestTempDir() + "/bwd_in";
   ASSERT_EQ(std::system(("mkdir -p " + base).c_str()), 0);
   { std::ofstream(base + "/present.pbtxt") << "x"; }
   ASSERT_EQ(setenv("BUILD_WORKING_DIRECTORY", base.c_str(), 1), 0);

@@ -15,13 +15,6 @@ using testutil::StatusIs;
 using testutil::TempPath;
 using testutil::WriteBytes;
 
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
 TEST(MetricsCsvTest, ParsesColumnsWithEmptyValuesAndQuotedNames) {
   const std::string text =
       "step, critic_loss,\"w2, estimate\"\n"

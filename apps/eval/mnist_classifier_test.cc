@@ -4,13 +4,12 @@
 #include <cstdlib>
 
 #include "data/dataset.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 #include "nn/random.h"
 
 namespace otgen::eval {
 namespace {
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
 
 // A toy labelled set the network can fit quickly: class k is a bright square at a
 // position determined by k, plus noise.
@@ -55,7 +54,7 @@ TEST(MnistClassifierTest, LearnsASeparableTaskAndRoundTripsThroughACheckpoint) {
   ASSERT_TRUE(c.ok()) << c.status();
   const double acc = *(*c)->Accuracy(test);
   EXPECT_GT(acc, 0.95);
-  const std::string path = ClassifierPath(TempDir());
+  const std::string path = ClassifierPath(apps::TestTempDir());
   ASSERT_TRUE((*c)->Save(path, acc).ok());
   MnistClassifier loaded(99);
   ASSERT_TRUE(loaded.Load(path).ok());
@@ -78,7 +77,7 @@ TEST(MnistClassifierTest, TrainingIsReproducible) {
 
 TEST(MnistClassifierTest, LoadRejectsOtherFiles) {
   MnistClassifier c(1);
-  EXPECT_EQ(c.Load(TempDir() + "/nope.pb").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.Load(apps::TestTempDir() + "/nope.pb").code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(MnistClassifierTrainingOptions{.epochs = 0}.Validate().ok());
 }
 

@@ -19,13 +19,6 @@ using testutil::StatusIs;
 using testutil::TempPath;
 
 // Frees Fontconfig's caches once all tests ran (LeakSanitizer would report them).
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
 uint32_t BigEndian32(const std::string& b, size_t at) {
   return (static_cast<uint32_t>(static_cast<uint8_t>(b[at])) << 24) |
          (static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 16) |

@@ -2,7 +2,6 @@
 // finite metrics, interrupt + resume equal to an uninterrupted run, and bad configs.
 #include "apps/sdot/sdot.h"
 
-#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,31 +17,11 @@
 #include "apps/eval/mnist_classifier.h"
 #include "apps/eval/plot.h"
 #include "data/mnist.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps::sdot {
 namespace {
-
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<int64_t> Range(int64_t n) {
   std::vector<int64_t> v(n);
@@ -64,7 +43,7 @@ SdotConfig SmallConfig(const std::string& name, int64_t steps) {
     evaluation { num_samples: 200 grid_samples: 16 }
   )pb", "small", &c);
   EXPECT_TRUE(s.ok()) << s;
-  c.mutable_run()->set_output_dir(TempDir() + "/" + name);
+  c.mutable_run()->set_output_dir(TestTempDir() + "/" + name);
   c.mutable_run()->set_seed(3);
   c.mutable_schedule()->set_steps(steps);
   return c;
@@ -110,9 +89,9 @@ TEST_F(SdotTest, ShortRunWritesItsOutputsLowersHAndScoresFiniteMetrics) {
   const std::string dir = c.run().output_dir();
   for (const char* f : {"config.pbtxt", "metrics.csv", "loss.png", "loss.svg", "samples.png", "samples_000010.png",
                         "samples_000040.png", "samples.npy", "ckpt-40.pb", "ckpt-32.pb"}) {
-    EXPECT_TRUE(Exists(dir + "/" + f)) << f;
+    EXPECT_TRUE(FileExists(dir + "/" + f)) << f;
   }
-  EXPECT_FALSE(Exists(dir + "/ckpt-24.pb"));  // keep_checkpoints: 2
+  EXPECT_FALSE(FileExists(dir + "/ckpt-24.pb"));  // keep_checkpoints: 2
 
   absl::StatusOr<MetricsTable> table = ReadMetrics(dir + "/metrics.csv");
   ASSERT_TRUE(table.ok()) << table.status();
@@ -132,7 +111,7 @@ TEST_F(SdotTest, ShortRunWritesItsOutputsLowersHAndScoresFiniteMetrics) {
   EXPECT_GE(r->metrics->classifier_score.mean, 1.0);
   EXPECT_TRUE(std::isfinite(r->metrics->frechet_distance));
   // The final samples: 200 images of 784 pixels in [-1, 1].
-  const std::string npy = Read(dir + "/samples.npy");
+  const std::string npy = ReadTestFile(dir + "/samples.npy");
   EXPECT_NE(npy.find("(200, 784)"), std::string::npos);
 }
 
@@ -160,14 +139,14 @@ TEST_F(SdotTest, InterruptedAndResumedRunEqualsAnUninterruptedOne) {
   ASSERT_TRUE(first->loop.stopped_by_signal) << "the run finished before the interrupt";
   EXPECT_EQ(first->loop.signal, SIGINT);
   EXPECT_LT(first->loop.last_step, 30);
-  EXPECT_TRUE(Exists(parts.run().output_dir() + "/ckpt-" + std::to_string(first->loop.last_step) + ".pb"));
+  EXPECT_TRUE(FileExists(parts.run().output_dir() + "/ckpt-" + std::to_string(first->loop.last_step) + ".pb"));
 
   absl::StatusOr<SdotRunResult> second = Run(parts, /*resume=*/true);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->loop.resumed);
   EXPECT_EQ(second->loop.first_step, first->loop.last_step + 1);
-  EXPECT_EQ(Read(whole.run().output_dir() + "/metrics.csv"), Read(parts.run().output_dir() + "/metrics.csv"));
-  EXPECT_EQ(Read(whole.run().output_dir() + "/samples.npy"), Read(parts.run().output_dir() + "/samples.npy"));
+  EXPECT_EQ(ReadTestFile(whole.run().output_dir() + "/metrics.csv"), ReadTestFile(parts.run().output_dir() + "/metrics.csv"));
+  EXPECT_EQ(ReadTestFile(whole.run().output_dir() + "/samples.npy"), ReadTestFile(parts.run().output_dir() + "/samples.npy"));
 }
 
 TEST_F(SdotTest, SdotnnAndSoftTransformAndSinkhornLossRun) {
@@ -245,7 +224,7 @@ TEST(SdotConfigTest, BadConfigsNameTheField) {
   EXPECT_NE(few.status().message().find("evaluation.num_samples"), std::string::npos) << few.status();
 
   SdotConfig missing = c;
-  missing.mutable_data()->set_mnist_dir(TempDir() + "/no_mnist_here");
+  missing.mutable_data()->set_mnist_dir(TestTempDir() + "/no_mnist_here");
   absl::StatusOr<SdotRunResult> r = RunSdot(missing, {.print = false});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("data.mnist_dir"), std::string::npos) << r.status();

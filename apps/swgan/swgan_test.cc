@@ -1,6 +1,5 @@
 #include "apps/swgan/swgan.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,31 +16,11 @@
 #include "apps/eval/npy.h"
 #include "apps/eval/plot.h"
 #include "apps/swgan/default_config.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps::swgan {
 namespace {
-
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 SwganConfig Load(const std::string& name) {
   SwganConfig config;
@@ -67,7 +46,7 @@ TEST(SwganConfigTest, EveryConfigParsesAndValidates) {
 
 SwganConfig GridConfig(const std::string& name) {
   SwganConfig config = Load("seed001_table1_grid25_d2.pbtxt");
-  config.mutable_run()->set_output_dir(TempDir() + "/" + name);
+  config.mutable_run()->set_output_dir(TestTempDir() + "/" + name);
   config.mutable_run()->set_threads(1);
   ScheduleConfig* s = config.mutable_schedule();
   s->set_steps(25);
@@ -154,10 +133,10 @@ TEST(SwganTest, Grid25RunWritesOutputsAndTheDualEstimateGrows) {
   absl::StatusOr<nn::Tensor> samples = eval::ReadNpyTensor(dir + "/samples.npy");
   ASSERT_TRUE(samples.ok()) << samples.status();
   EXPECT_EQ(samples->shape(), (nn::Shape{500, 2}));
-  EXPECT_EQ(Read(dir + "/samples.png").substr(1, 3), "PNG");
-  EXPECT_EQ(Read(dir + "/duals.png").substr(1, 3), "PNG");
-  EXPECT_TRUE(Exists(dir + "/discriminator.svg"));
-  EXPECT_TRUE(Exists(dir + "/ckpt-25.pb"));
+  EXPECT_EQ(ReadTestFile(dir + "/samples.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/duals.png").substr(1, 3), "PNG");
+  EXPECT_TRUE(FileExists(dir + "/discriminator.svg"));
+  EXPECT_TRUE(FileExists(dir + "/ckpt-25.pb"));
 }
 
 TEST(SwganTest, WithAFrozenGeneratorTheDualEstimateClimbsToTheTransportCost) {
@@ -233,7 +212,7 @@ TEST(SwganTest, SinkhornLossTrainsTheSecondDual) {
 
 SwganConfig SmallImageConfig(const std::string& file, const std::string& name) {
   SwganConfig config = Load(file);
-  config.mutable_run()->set_output_dir(TempDir() + "/" + name);
+  config.mutable_run()->set_output_dir(TestTempDir() + "/" + name);
   ScheduleConfig* s = config.mutable_schedule();
   s->set_steps(2);
   s->set_log_every(1);
@@ -267,12 +246,12 @@ TEST(SwganTest, MnistLatentSinkhornPanelRunsWithAdversarialLatentUpdates) {
   absl::StatusOr<nn::Tensor> samples = eval::ReadNpyTensor(dir + "/samples.npy");
   ASSERT_TRUE(samples.ok()) << samples.status();
   EXPECT_EQ(samples->shape(), (nn::Shape{4, 1, 28, 28}));
-  EXPECT_EQ(Read(dir + "/samples_2.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/samples_2.png").substr(1, 3), "PNG");
 }
 
 // A CIFAR-10 binary file of `n` records.
 std::string WriteTinyCifar(const std::string& name, int n) {
-  const std::string path = TempDir() + "/" + name;
+  const std::string path = TestTempDir() + "/" + name;
   std::ofstream out(path, std::ios::binary);
   for (int i = 0; i < n; ++i) {
     out.put(static_cast<char>(i % 10));
@@ -295,7 +274,7 @@ TEST(SwganTest, CifarTable3ConfigRunsTwoIterationsOnATinyFile) {
   ASSERT_TRUE(samples.ok()) << samples.status();
   EXPECT_EQ(samples->shape(), (nn::Shape{4, 3, 32, 32}));
   EXPECT_TRUE(std::isfinite(r->last_metrics.at("latent_objective")));
-  EXPECT_EQ(Read(dir + "/samples.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/samples.png").substr(1, 3), "PNG");
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "apps/w2gan/figures.h"
 
-#include <sys/stat.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -11,13 +10,6 @@
 
 namespace otgen::apps::w2gan {
 namespace {
-
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
 
 std::string TempPath(const std::string& name) {
   const char* t = std::getenv("TEST_TMPDIR");

@@ -1,7 +1,7 @@
 // The w2gan binary: W2GAN (seed 002) and its baselines from a text-proto config.
 //
 //   bazel run -c opt //apps/w2gan -- --config=apps/w2gan/configs/fig2_checkerboard_w2gan.pbtxt
-//       --output_dir=/tmp/w2gan_checkerboard
+//       --output_dir=otgen_runs/w2gan/checkerboard
 //   bazel run -c opt //apps/w2gan -- --config=apps/w2gan/configs/table1_usps_to_mnist_w2gan.pbtxt
 //       --usps_path=../shared/data/usps/usps.h5
 //

@@ -15,18 +15,11 @@
 #include "apps/common/config.h"
 #include "apps/eval/npy.h"
 #include "apps/eval/plot.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps::w2gan {
 namespace {
-
-// Cairo's and Fontconfig's caches are freed at exit so that LeakSanitizer sees no leak.
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
 
 std::string TempDir(const std::string& name) {
   const char* t = std::getenv("TEST_TMPDIR");
@@ -38,16 +31,9 @@ bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && st.st_size > 0;
 }
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Rows of metrics.csv as column -> value (empty cells absent).
 std::vector<std::map<std::string, double>> ReadMetrics(const std::string& path) {
-  std::vector<std::string> lines = absl::StrSplit(Read(path), '\n', absl::SkipEmpty());
+  std::vector<std::string> lines = absl::StrSplit(ReadTestFile(path), '\n', absl::SkipEmpty());
   std::vector<std::map<std::string, double>> rows;
   if (lines.empty()) return rows;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
@@ -197,9 +183,9 @@ TEST(W2ganRunTest, ResumedRunWritesTheSameMetricsAsAnUninterruptedOne) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->resumed);
   EXPECT_EQ(r->first_step, 4);
-  const std::string straight = Read(a + "/metrics.csv");
+  const std::string straight = ReadTestFile(a + "/metrics.csv");
   EXPECT_EQ(std::count(straight.begin(), straight.end(), '\n'), 7);
-  EXPECT_EQ(Read(b + "/metrics.csv"), straight);
+  EXPECT_EQ(ReadTestFile(b + "/metrics.csv"), straight);
 }
 
 TEST(W2ganRunTest, BaselinesRunAndBarycentricOtKeepsTheIdentityDuringTheDualStage) {

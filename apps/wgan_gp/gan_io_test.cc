@@ -7,6 +7,7 @@
 #include "apps/eval/npy.h"
 #include "apps/eval/plot.h"
 #include "data/cifar10.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 #include "nn/layers.h"
 #include "nn/random.h"
@@ -15,18 +16,9 @@
 namespace otgen::apps::gan {
 namespace {
 
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
 // A CIFAR-10 binary file of `n` records: label i % 10, pixel bytes (i + k) % 256.
 std::string WriteTinyCifar(const std::string& name, int n) {
-  const std::string path = TempDir() + "/" + name;
+  const std::string path = TestTempDir() + "/" + name;
   std::ofstream out(path, std::ios::binary);
   for (int i = 0; i < n; ++i) {
     out.put(static_cast<char>(i % 10));
@@ -69,7 +61,7 @@ TEST(GanIoTest, CifarFilesAreReadInMinusOneToOneAndTheBatcherPositionSurvivesACh
   EXPECT_EQ(batch.shape(), (nn::Shape{4, 3, 32, 32}));
   for (float v : batch.span()) EXPECT_TRUE(v >= -1.0f && v <= 1.0f);
   ASSERT_TRUE(data->BeforeCheckpoint().ok());
-  const std::string ckpt = TempDir() + "/gan_io_ckpt.pb";
+  const std::string ckpt = TestTempDir() + "/gan_io_ckpt.pb";
   ASSERT_TRUE(nn::SaveTrainingState(ckpt, state).ok());
   // The next three batches (crossing an epoch boundary: 10 examples, 2 batches per epoch).
   std::vector<nn::Tensor> expected;
@@ -97,7 +89,7 @@ TEST(GanIoTest, ConfigErrorsNameTheField) {
   config.clear_files();
   config.set_dataset("cifar10");
   config.set_batch_size(4);
-  config.add_files(TempDir() + "/does_not_exist.bin");
+  config.add_files(TestTempDir() + "/does_not_exist.bin");
   absl::StatusOr<std::unique_ptr<GanData>> d = GanData::Create(config, 0);
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("does_not_exist.bin"), std::string::npos) << d.status();
@@ -126,7 +118,7 @@ TEST(GanIoTest, EvaluatorScoresAPerfectGeneratorAsTheDataAndWritesOutputs) {
   // metrics by generating with a sampler that draws from grid25.
   GanEvalConfig eval_config;
   eval_config.set_num_samples(500);
-  const std::string dir = TempDir() + "/gan_io_eval";
+  const std::string dir = TestTempDir() + "/gan_io_eval";
   ASSERT_EQ(::system(("mkdir -p " + dir).c_str()), 0);
   GanEvaluator evaluator(eval_config, data.get(), data->synthetic(), 5, dir);
   EXPECT_EQ(evaluator.num_samples(), 500);

@@ -1,6 +1,5 @@
 #include "apps/wgan_gp/wgan_gp.h"
 
-#include <sys/stat.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -16,31 +15,11 @@
 #include "apps/eval/npy.h"
 #include "apps/eval/plot.h"
 #include "apps/wgan_gp/default_config.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps::wgan_gp {
 namespace {
-
-class FontCacheEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override { eval::ReleasePlotFontCaches(); }
-};
-const ::testing::Environment* const kFontCacheEnvironment =
-    ::testing::AddGlobalTestEnvironment(new FontCacheEnvironment);
-
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<std::string> ConfigFiles() {
   std::vector<std::string> files;
@@ -68,7 +47,7 @@ TEST(WganGpConfigTest, EveryConfigParsesAndValidates) {
 WganGpConfig ToyConfig(const std::string& name) {
   WganGpConfig config;
   EXPECT_TRUE(LoadConfig("apps/wgan_gp/configs/wgangp_toy_25gaussians.pbtxt", &config).ok());
-  config.mutable_run()->set_output_dir(TempDir() + "/" + name);
+  config.mutable_run()->set_output_dir(TestTempDir() + "/" + name);
   config.mutable_run()->set_threads(1);
   ScheduleConfig* s = config.mutable_schedule();
   s->set_steps(30);
@@ -168,11 +147,11 @@ TEST(WganGpTest, ToyRunWritesOutputsAndTheCriticLearnsToSeparate) {
   absl::StatusOr<nn::Tensor> samples = eval::ReadNpyTensor(dir + "/samples.npy");
   ASSERT_TRUE(samples.ok()) << samples.status();
   EXPECT_EQ(samples->shape(), (nn::Shape{500, 2}));
-  EXPECT_EQ(Read(dir + "/samples.png").substr(1, 3), "PNG");
-  EXPECT_EQ(Read(dir + "/samples_30.png").substr(1, 3), "PNG");
-  EXPECT_EQ(Read(dir + "/losses.png").substr(1, 3), "PNG");
-  EXPECT_TRUE(Exists(dir + "/critic.svg"));
-  EXPECT_TRUE(Exists(dir + "/ckpt-30.pb"));
+  EXPECT_EQ(ReadTestFile(dir + "/samples.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/samples_30.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/losses.png").substr(1, 3), "PNG");
+  EXPECT_TRUE(FileExists(dir + "/critic.svg"));
+  EXPECT_TRUE(FileExists(dir + "/ckpt-30.pb"));
 }
 
 TEST(WganGpTest, WeightClippingKeepsTheCriticInTheBox) {
@@ -194,7 +173,7 @@ TEST(WganGpTest, WeightClippingKeepsTheCriticInTheBox) {
 WganGpConfig MnistConfig(const std::string& name, int64_t steps) {
   WganGpConfig config;
   EXPECT_TRUE(LoadConfig("apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt", &config).ok());
-  config.mutable_run()->set_output_dir(TempDir() + "/" + name);
+  config.mutable_run()->set_output_dir(TestTempDir() + "/" + name);
   ScheduleConfig* s = config.mutable_schedule();
   s->set_steps(steps);
   s->set_log_every(1);
@@ -219,7 +198,7 @@ TEST(WganGpTest, MnistDcganRunWritesImagesAndResumesRowForRow) {
   ASSERT_TRUE(samples.ok()) << samples.status();
   EXPECT_EQ(samples->shape(), (nn::Shape{8, 1, 28, 28}));
   for (float v : samples->span()) EXPECT_TRUE(v >= -1 && v <= 1);
-  EXPECT_EQ(Read(dir + "/samples_4.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadTestFile(dir + "/samples_4.png").substr(1, 3), "PNG");
 
   // Two iterations, then a resumed run to four: the same rows (data batches come from the
   // checkpointed epoch batcher).
@@ -230,7 +209,7 @@ TEST(WganGpTest, MnistDcganRunWritesImagesAndResumesRowForRow) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_TRUE(resumed->resumed);
   EXPECT_EQ(resumed->first_step, 3);
-  EXPECT_EQ(Read(dir + "/metrics.csv"), Read(parts.run().output_dir() + "/metrics.csv"));
+  EXPECT_EQ(ReadTestFile(dir + "/metrics.csv"), ReadTestFile(parts.run().output_dir() + "/metrics.csv"));
 }
 
 }  // namespace
