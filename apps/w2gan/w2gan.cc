@@ -127,6 +127,8 @@ absl::Status ValidateW2ganConfig(const W2ganConfig& config) {
       return Invalid("data.pair_2d", absl::StrCat("expected \"4gaussians\", \"checkerboard\" or \"2spirals\", got \"",
                                                   name, "\""));
     }
+  } else if (config.data().reverse_pair()) {
+    return Invalid("data.reverse_pair", "applies to pair_2d data only");
   }
   if (config.data().has_domain_adaptation()) {
     const DomainAdaptationData& da = config.data().domain_adaptation();
@@ -323,6 +325,7 @@ absl::Status Experiment::LoadData() {
     OTGEN_ASSIGN_OR_RETURN(data::Synthetic2dPair pair, data::MakeSynthetic2dPair(data.pair_2d()));
     source_ = std::move(pair.source);
     target_ = std::move(pair.target);
+    if (data.reverse_pair()) std::swap(source_, target_);
     return absl::OkStatus();
   }
   if (data.has_mvg_mnist()) {

@@ -21,10 +21,7 @@
 namespace otgen::apps::w2gan {
 namespace {
 
-std::string TempDir(const std::string& name) {
-  const char* t = std::getenv("TEST_TMPDIR");
-  return std::string(t ? t : "/tmp") + "/" + name;
-}
+std::string TempDir(const std::string& name) { return TestTempDir() + "/" + name; }
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -93,6 +90,10 @@ TEST(W2ganConfigTest, BadConfigsAreRejectedNamingTheField) {
   const std::vector<std::pair<std::string, std::function<void(W2ganConfig&)>>> cases = {
       {"data", [](W2ganConfig& c) { c.clear_data(); }},
       {"data.pair_2d", [](W2ganConfig& c) { c.mutable_data()->set_pair_2d("3gaussians"); }},
+      {"data.reverse_pair", [](W2ganConfig& c) {
+         c.mutable_data()->mutable_mvg_mnist();
+         c.mutable_data()->set_reverse_pair(true);
+       }},
       {"batch_size", [](W2ganConfig& c) { c.set_batch_size(1); }},
       {"critic_steps", [](W2ganConfig& c) { c.set_critic_steps(0); }},
       {"generator.h", [](W2ganConfig& c) { c.mutable_generator()->clear_h(); }},
@@ -160,6 +161,29 @@ TEST(W2ganRunTest, ShortTwoDimensionalRunBeatsTheIdentityMap) {
   ASSERT_TRUE(samples.ok());
   EXPECT_EQ(samples->rows(), 256);
   EXPECT_EQ(samples->cols(), 2);
+}
+
+// reverse_pair maps the pair's target to its source: the generator starts at the identity, so
+// after one tiny step its outputs on the fixed source batch are still the source points, whose
+// 4gaussians centers lie at distance 1 (DATASETS.md source) or 2 (target) from the origin.
+TEST(W2ganRunTest, ReversePairSwapsSourceAndTarget) {
+  for (const bool reverse : {false, true}) {
+    SCOPED_TRACE(reverse);
+    const std::string dir = TempDir(reverse ? "w2gan_reversed" : "w2gan_forward");
+    W2ganConfig c = Small(dir);
+    c.mutable_schedule()->set_steps(1);
+    c.mutable_schedule()->set_log_every(1);
+    c.mutable_schedule()->set_eval_every(0);
+    c.mutable_generator_optimizer()->set_lr(1e-7f);
+    c.mutable_data()->set_reverse_pair(reverse);
+    absl::StatusOr<TrainingLoopResult> r = RunW2gan(c, /*resume=*/false);
+    ASSERT_TRUE(r.ok()) << r.status();
+    absl::StatusOr<ot::RowMatrixXf> samples = eval::ReadNpyMatrix(dir + "/samples.npy");
+    ASSERT_TRUE(samples.ok()) << samples.status();
+    const double mean_squared_norm = samples->cast<double>().rowwise().squaredNorm().mean();
+    // E||z||^2 = scale^2 + 2 * 0.1^2.
+    EXPECT_NEAR(mean_squared_norm, reverse ? 4.02 : 1.02, 0.3);
+  }
 }
 
 TEST(W2ganRunTest, ResumedRunWritesTheSameMetricsAsAnUninterruptedOne) {
