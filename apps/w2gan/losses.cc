@@ -138,18 +138,6 @@ absl::StatusOr<Var> W2GeneratorLoss(const ot::Potential& phi, const Var& generat
   return nn::MeanAll(values);
 }
 
-absl::StatusOr<Var> GradientPenaltyAt(const ot::Potential& critic, const Var& points, GradientPenalty kind) {
-  OTGEN_RETURN_IF_ERROR(CheckBatch("GradientPenaltyAt points", points, Var()));
-  const Var input = points.requires_grad() ? points : Var(points.value(), true);
-  const Var values = critic(input);
-  OTGEN_RETURN_IF_ERROR(CheckValues("GradientPenaltyAt critic", values, points.dim(0)));
-  const Var grad = nn::Grad({nn::SumAll(values)}, {input}, {}, {.create_graph = true})[0];
-  // sqrt(sum g^2 + 1e-12): differentiable at g = 0, negligible elsewhere.
-  const Var excess = nn::AddScalar(nn::RowNorm(grad, 1e-12f), -1.0f);
-  const Var per_row = kind == GradientPenalty::kTwoSided ? nn::Square(excess) : nn::Square(nn::Relu(excess));
-  return nn::MeanAll(per_row);
-}
-
 absl::StatusOr<WganCriticTerms> WganCriticLoss(const ot::Potential& critic, const Var& real, const Var& fake,
                                                nn::Rng& rng, GradientPenalty kind, float lambda_gp) {
   if (!(lambda_gp >= 0.0f) || !Finite(lambda_gp)) {
@@ -157,28 +145,21 @@ absl::StatusOr<WganCriticTerms> WganCriticLoss(const ot::Potential& critic, cons
   }
   OTGEN_RETURN_IF_ERROR(CheckBatch("WganCriticLoss real", real, Var()));
   OTGEN_RETURN_IF_ERROR(CheckBatch("WganCriticLoss fake", fake, real));
-  Var d_real, d_fake;
-  OTGEN_RETURN_IF_ERROR(EvaluateStacked(critic, real, fake, "WganCriticLoss critic", &d_real, &d_fake));
-  const Var w1 = nn::Sub(nn::MeanAll(d_real), nn::MeanAll(d_fake));
+  const nn::Tensor t = nn::Tensor::Uniform({real.dim(0)}, 0.0f, 1.0f, rng);
+  OTGEN_ASSIGN_OR_RETURN(
+      ot::W1CriticTerms w1,
+      ot::W1CriticLoss([&critic](const Var& x) -> absl::StatusOr<Var> { return critic(x); }, real, fake, t,
+                       lambda_gp > 0.0f ? kind : ot::LipschitzPenalty::kNone, lambda_gp));
   WganCriticTerms terms;
-  terms.wasserstein = w1.item();
-  Var loss = nn::Neg(w1);
-  if (lambda_gp > 0.0f) {
-    const Var t = Var::Constant(nn::Tensor::Uniform({real.dim(0), 1}, 0.0f, 1.0f, rng));
-    const Var between(nn::Add(fake, nn::Mul(t, nn::Sub(real, fake))).value(), true);
-    OTGEN_ASSIGN_OR_RETURN(Var penalty, GradientPenaltyAt(critic, between, kind));
-    terms.penalty = penalty.item();
-    loss = nn::Add(loss, nn::MulScalar(penalty, lambda_gp));
-  }
-  terms.loss = loss;
+  terms.loss = w1.loss;
+  terms.wasserstein = w1.wasserstein.item();
+  terms.penalty = w1.penalty.item();
   return terms;
 }
 
 absl::StatusOr<Var> WganGeneratorLoss(const ot::Potential& critic, const Var& generated) {
   OTGEN_RETURN_IF_ERROR(CheckBatch("WganGeneratorLoss generated", generated, Var()));
-  const Var values = critic(generated);
-  OTGEN_RETURN_IF_ERROR(CheckValues("WganGeneratorLoss critic", values, generated.dim(0)));
-  return nn::Neg(nn::MeanAll(values));
+  return ot::W1GeneratorLoss([&critic](const Var& x) -> absl::StatusOr<Var> { return critic(x); }, generated);
 }
 
 absl::StatusOr<nn::Tensor> HalfSquaredDistances(const nn::Tensor& a, const nn::Tensor& b) {

@@ -46,6 +46,7 @@
 #include "nn/random.h"
 #include "nn/tensor.h"
 #include "ot/regularized_dual.h"
+#include "ot/lipschitz_penalty.h"
 #include "ot/w2_penalty.h"
 
 namespace otgen::apps::w2gan {
@@ -95,10 +96,9 @@ absl::StatusOr<W2CriticTerms> W2CriticLoss(const W2Potentials& potentials, const
 // mean_i phi(generated_i); generated [B, d].
 absl::StatusOr<nn::Var> W2GeneratorLoss(const ot::Potential& phi, const nn::Var& generated);
 
-enum class GradientPenalty {
-  kTwoSided,  // WGAN-GP: (||g|| - 1)^2
-  kOneSided,  // WGAN-LP: (||g|| - 1)_+^2
-};
+// The WGAN-GP / WGAN-LP baselines of seed 002 Section 6.1 (formulas in ot/lipschitz_penalty.h).
+// kGradient: (||g|| - 1)^2 (WGAN-GP); kLipschitz: (||g|| - 1)_+^2 (WGAN-LP).
+using GradientPenalty = ot::LipschitzPenalty;
 
 struct WganCriticTerms {
   nn::Var loss;              // to minimize
@@ -109,10 +109,6 @@ struct WganCriticTerms {
 // `real` x and `fake` y are [B, d]; t ~ U[0, 1) per row from `rng`. lambda_gp >= 0.
 absl::StatusOr<WganCriticTerms> WganCriticLoss(const ot::Potential& critic, const nn::Var& real, const nn::Var& fake,
                                                nn::Rng& rng, GradientPenalty kind, float lambda_gp);
-
-// The penalty alone at given points: mean_i P(||grad D(points_i)||), differentiable in D's
-// parameters (create_graph).
-absl::StatusOr<nn::Var> GradientPenaltyAt(const ot::Potential& critic, const nn::Var& points, GradientPenalty kind);
 
 // -mean_i D(generated_i).
 absl::StatusOr<nn::Var> WganGeneratorLoss(const ot::Potential& critic, const nn::Var& generated);

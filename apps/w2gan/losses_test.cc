@@ -168,11 +168,11 @@ TEST(WganCriticLossTest, LinearCriticPenaltiesByHand) {
                                    Var::Constant(Tensor::Scalar(0.0f)));
     const double excess = scale - 1.0;
     const double w1 = (0.6 * scale + 0.8 * scale) / 2 - (0.0 + 1.4 * scale) / 2;
-    for (const GradientPenalty kind : {GradientPenalty::kTwoSided, GradientPenalty::kOneSided}) {
+    for (const GradientPenalty kind : {GradientPenalty::kGradient, GradientPenalty::kLipschitz}) {
       nn::Rng rng(1);
       absl::StatusOr<WganCriticTerms> t = WganCriticLoss(d, real, fake, rng, kind, 10.0f);
       ASSERT_TRUE(t.ok()) << t.status();
-      const double expected = kind == GradientPenalty::kTwoSided || excess > 0 ? excess * excess : 0.0;
+      const double expected = kind == GradientPenalty::kGradient || excess > 0 ? excess * excess : 0.0;
       EXPECT_NEAR(t->penalty, expected, 1e-5) << scale;
       EXPECT_NEAR(t->wasserstein, w1, 1e-6);
       EXPECT_NEAR(t->loss.item(), -w1 + 10.0 * expected, 1e-4);
@@ -183,7 +183,7 @@ TEST(WganCriticLossTest, LinearCriticPenaltiesByHand) {
 TEST(WganCriticLossTest, ParameterGradientsMatchFiniteDifferences) {
   nn::Rng rng(9);
   const Tensor real = Tensor::Normal({5, 2}, 0, 1, rng), fake = Tensor::Normal({5, 2}, 1, 1, rng);
-  for (const GradientPenalty kind : {GradientPenalty::kTwoSided, GradientPenalty::kOneSided}) {
+  for (const GradientPenalty kind : {GradientPenalty::kGradient, GradientPenalty::kLipschitz}) {
     auto f = [&](const std::vector<Var>& p) {
       nn::Rng r(4);
       return WganCriticLoss(TanhMlp(p[0], p[1], p[2]), Var(real), Var(fake), r, kind, 10.0f)->loss;
@@ -203,7 +203,7 @@ TEST(WganGeneratorLossTest, IsMinusTheMeanCriticValue) {
   EXPECT_NEAR(loss->item(), -5.0, 1e-6);
   nn::Rng rng(1);
   EXPECT_NE(std::string(WganCriticLoss(d, Var::Constant(Tensor::Zeros({2, 2})), Var::Constant(Tensor::Zeros({2, 2})), rng,
-                                       GradientPenalty::kTwoSided, -1.0f)
+                                       GradientPenalty::kGradient, -1.0f)
                             .status()
                             .message())
                 .find("lambda_gp"),

@@ -539,7 +539,7 @@ absl::StatusOr<MetricRow> Experiment::W2ganStep() {
 
 absl::StatusOr<MetricRow> Experiment::WganStep() {
   const int64_t batch = config_.batch_size();
-  const GradientPenalty kind = config_.method() == WGAN_GP ? GradientPenalty::kTwoSided : GradientPenalty::kOneSided;
+  const GradientPenalty kind = config_.method() == WGAN_GP ? GradientPenalty::kGradient : GradientPenalty::kLipschitz;
   const ot::Potential critic = ModulePotential(*a_);
   double loss = 0, w1 = 0, gp = 0;
   for (int t = 0; t < config_.critic_steps(); ++t) {

@@ -1,26 +1,14 @@
 // The losses of Wasserstein GANs with a Lipschitz-constrained critic u (seed 004, Section 5):
 // WGAN-GP (Gulrajani et al. 2017), WGAN-LP (Petzka et al. 2018) and the original WGAN with
-// weight clipping (Arjovsky et al. 2017).
-//
-// Critic loss (seed 004, Algorithm 1, step 4; minimized over the critic's parameters), on a
-// batch of real points y_i, generated points x_i = G(z_i) and t_i ~ U[0, 1]:
+// weight clipping (Arjovsky et al. 2017), for a critic that is an nn::Module. The formulas
+// live in ot/lipschitz_penalty.h (shared with the W2GAN baselines of apps/w2gan):
 //
 //   L = (1/N) sum_i u(x_i) - (1/N) sum_i u(y_i) + lambda (1/N) sum_i R(||grad u(x^_i)||),
-//   x^_i = t_i y_i + (1 - t_i) x_i            (random interpolates, per sample)
+//   x^_i = t_i y_i + (1 - t_i) x_i,  R(s) = (s - 1)^2 (GP) or max(0, s - 1)^2 (LP),
+//   L_G = -(1/N) sum_i u(G(z_i)),
 //
-//   WGAN-GP  R(s) = (s - 1)^2                  (two-sided gradient penalty)
-//   WGAN-LP  R(s) = max(0, s - 1)^2            (one-sided Lipschitz penalty)
-//   clipping no penalty; after each critic update every critic parameter is clamped to
-//            [-c, c] (ClipParameters).
-//
-// The penalty differentiates the critic's input gradient grad u(x^) (computed with
-// Grad(..., create_graph = true)) with respect to the critic's parameters: a second-order
-// derivative through nn/autograd.h. ||.|| is the Euclidean norm over all coordinates of one
-// example (784 for a 1x28x28 image), computed as sqrt(sum g^2 + 1e-12) so that it is
-// differentiable at 0.
-// Generator loss (Algorithm 2; minimized over the generator's parameters):
-//   L_G = -(1/N) sum_i u(G(z_i)).
-// The critic's estimate of W1 is E u(y) - E u(G(z)) = -(L - lambda R-term).
+// with y real and x generated. Weight clipping: after each critic update every critic
+// parameter is clamped to [-c, c] (ClipParameters).
 //
 // Shapes: real / fake {N, example shape...}, t {N}; the critic maps {N, ...} to {N, 1} or {N}.
 //
@@ -39,14 +27,12 @@
 #include "nn/module.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
+#include "ot/lipschitz_penalty.h"
 
 namespace otgen::apps::wgan_gp {
 
-enum class PenaltyKind {
-  kNone,       // weight clipping (or no constraint at all)
-  kGradient,   // WGAN-GP: (||grad u|| - 1)^2
-  kLipschitz,  // WGAN-LP: max(0, ||grad u|| - 1)^2
-};
+// kNone (weight clipping, or no constraint), kGradient (WGAN-GP), kLipschitz (WGAN-LP).
+using PenaltyKind = ot::LipschitzPenalty;
 
 struct PenaltyOptions {
   PenaltyKind kind = PenaltyKind::kGradient;
@@ -54,12 +40,8 @@ struct PenaltyOptions {
   float weight = 10.0f;
 };
 
-struct CriticLossTerms {
-  nn::Var loss;         // the scalar L above
-  nn::Var wasserstein;  // E u(y) - E u(x), scalar
-  nn::Var penalty;      // (1/N) sum_i R(||grad u(x^_i)||), scalar (0 for kNone)
-  double mean_gradient_norm = 0.0;  // (1/N) sum_i ||grad u(x^_i)|| (0 for kNone)
-};
+// loss, wasserstein (E u(y) - E u(x)), penalty, mean_gradient_norm: see ot/lipschitz_penalty.h.
+using CriticLossTerms = ot::W1CriticTerms;
 
 // x^_i = t_i real_i + (1 - t_i) fake_i (no graph: both are treated as data).
 absl::StatusOr<nn::Tensor> Interpolate(const nn::Tensor& real, const nn::Tensor& fake, const nn::Tensor& t);
