@@ -30,6 +30,7 @@
 #include "ot/c_transform.h"
 #include "ot/cost.h"
 #include "ot/target_set.h"
+#include "ot/bench_points.h"
 #include "ot/types.h"
 
 namespace otgen::ot {
@@ -38,34 +39,6 @@ namespace {
 constexpr int64_t kBatch = 200;
 constexpr int64_t kDim = 784;
 constexpr int64_t kTargets = 60000;
-
-RowMatrixXf RandomPoints(int64_t n, int64_t d, uint64_t seed) {
-  nn::Rng rng(seed);
-  RowMatrixXf p(n, d);
-  float* data = p.data();
-  for (int64_t i = 0; i < n * d; ++i) data[i] = rng.Uniform();
-  return p;
-}
-
-// Reads an MNIST IDX image file (from the runfiles) as n x 784 floats in [0, 1].
-RowMatrixXf ReadIdxImages(const std::string& name, int64_t max_images) {
-  const std::vector<std::string> candidates = {"../mnist/" + name, "external/mnist/" + name, "mnist/" + name};
-  for (const std::string& path : candidates) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;
-    unsigned char header[16];
-    in.read(reinterpret_cast<char*>(header), 16);
-    const int64_t n = (int64_t{header[4]} << 24) | (header[5] << 16) | (header[6] << 8) | header[7];
-    const int64_t count = std::min(n, max_images);
-    std::vector<unsigned char> bytes(count * kDim);
-    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    RowMatrixXf out(count, kDim);
-    for (int64_t i = 0; i < count * kDim; ++i) out.data()[i] = bytes[i] / 255.0f;
-    return out;
-  }
-  std::fprintf(stderr, "c_transform_bench: cannot find MNIST file %s in the runfiles\n", name.c_str());
-  std::abort();
-}
 
 struct Setup {
   RowMatrixXf x;
@@ -84,13 +57,13 @@ std::unique_ptr<Setup> MakeSetup(RowMatrixXf y, RowMatrixXf x) {
 }
 
 Setup& RandomSetup() {
-  static Setup* s = MakeSetup(RandomPoints(kTargets, kDim, 1), RandomPoints(kBatch, kDim, 2)).release();
+  static Setup* s = MakeSetup(UniformBenchPoints(kTargets, kDim, 1), UniformBenchPoints(kBatch, kDim, 2)).release();
   return *s;
 }
 
 Setup& MnistSetup() {
-  static Setup* s = MakeSetup(ReadIdxImages("train-images-idx3-ubyte", kTargets),
-                              ReadIdxImages("t10k-images-idx3-ubyte", kBatch))
+  static Setup* s = MakeSetup(MnistBenchImages(data::Split::kTrain, kTargets),
+                              MnistBenchImages(data::Split::kTest, kBatch))
                         .release();
   return *s;
 }
@@ -201,11 +174,11 @@ Setup& MillionSetup() {
     constexpr int64_t kMillion = 1000000;
     auto setup = std::make_unique<Setup>();
     {
-      RowMatrixXf y = RandomPoints(kMillion, kDim, 3);
+      RowMatrixXf y = UniformBenchPoints(kMillion, kDim, 3);
       setup->cost = *NormalizedSquaredEuclideanCost(y);
       setup->targets = *InMemoryTargetSet::CreateUniform(y);
     }  // the source copy is freed: only the target set remains
-    setup->x = RandomPoints(kBatch, kDim, 4);
+    setup->x = UniformBenchPoints(kBatch, kDim, 4);
     setup->psi = Eigen::VectorXf::Zero(kMillion);
     return setup.release();
   }();

@@ -26,37 +26,13 @@
 #include "ot/cost.h"
 #include "ot/semi_discrete.h"
 #include "ot/target_set.h"
+#include "ot/bench_points.h"
 #include "ot/types.h"
 
 namespace otgen::ot {
 namespace {
 
 constexpr int64_t kDim = 784;
-
-RowMatrixXf RandomPoints(int64_t n, int64_t d, uint64_t seed) {
-  nn::Rng rng(seed);
-  RowMatrixXf p(n, d);
-  for (int64_t i = 0; i < n * d; ++i) p.data()[i] = rng.Uniform();
-  return p;
-}
-
-RowMatrixXf ReadIdxImages(const std::string& name, int64_t max_images) {
-  for (const std::string& path : {"../mnist/" + name, "external/mnist/" + name, "mnist/" + name}) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;
-    unsigned char header[16];
-    in.read(reinterpret_cast<char*>(header), 16);
-    const int64_t n = (int64_t{header[4]} << 24) | (header[5] << 16) | (header[6] << 8) | header[7];
-    const int64_t count = std::min(n, max_images);
-    std::vector<unsigned char> bytes(count * kDim);
-    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    RowMatrixXf out(count, kDim);
-    for (int64_t i = 0; i < count * kDim; ++i) out.data()[i] = bytes[i] / 255.0f;
-    return out;
-  }
-  std::fprintf(stderr, "semi_discrete_bench: cannot find MNIST file %s in the runfiles\n", name.c_str());
-  std::abort();
-}
 
 void RunSingleSample(benchmark::State& state, const RowMatrixXf& sources, const RowMatrixXf& targets,
                      float lambda) {
@@ -94,10 +70,10 @@ void RunSingleSample(benchmark::State& state, const RowMatrixXf& sources, const 
 }
 
 struct Data {
-  RowMatrixXf random_sources = RandomPoints(1000, kDim, 1);
-  RowMatrixXf random_targets = RandomPoints(1000, kDim, 2);
-  RowMatrixXf mnist_sources = ReadIdxImages("t10k-images-idx3-ubyte", 1000);
-  RowMatrixXf mnist_targets = ReadIdxImages("train-images-idx3-ubyte", 1000);
+  RowMatrixXf random_sources = UniformBenchPoints(1000, kDim, 1);
+  RowMatrixXf random_targets = UniformBenchPoints(1000, kDim, 2);
+  RowMatrixXf mnist_sources = MnistBenchImages(data::Split::kTest, 1000);
+  RowMatrixXf mnist_targets = MnistBenchImages(data::Split::kTrain, 1000);
 };
 
 Data& GetData() {
@@ -125,7 +101,7 @@ BENCHMARK(BM_SingleSample_Mnist_Hard)->Unit(benchmark::kMicrosecond)->UseRealTim
 // ---- SDOT inner loop -------------------------------------------------------------------------------
 
 void RunInnerLoop(benchmark::State& state, float lambda) {
-  static RowMatrixXf* targets = new RowMatrixXf(RandomPoints(60000, kDim, 3));
+  static RowMatrixXf* targets = new RowMatrixXf(UniformBenchPoints(60000, kDim, 3));
   static auto* set = new std::shared_ptr<const InMemoryTargetSet>(*InMemoryTargetSet::CreateUniform(*targets));
   const Cost cost = *NormalizedSquaredEuclideanCost(*targets);
   SemiDiscreteOptions opt;

@@ -26,6 +26,7 @@
 #include "nn/random.h"
 #include "ot/cost.h"
 #include "ot/stochastic_semi_dual.h"
+#include "ot/bench_points.h"
 #include "ot/types.h"
 
 namespace otgen::ot {
@@ -34,37 +35,11 @@ namespace {
 constexpr int64_t kDim = 784;
 constexpr int64_t kPoints = 1000;
 
-RowMatrixXf RandomPoints(int64_t n, int64_t d, uint64_t seed) {
-  nn::Rng rng(seed);
-  RowMatrixXf p(n, d);
-  for (int64_t i = 0; i < n * d; ++i) p.data()[i] = rng.Uniform();
-  return p;
-}
-
-// The first `max_images` images of an IDX file of the @mnist runfiles, scaled to [0, 1].
-RowMatrixXf ReadIdxImages(const std::string& name, int64_t max_images) {
-  for (const std::string& path : {"../mnist/" + name, "external/mnist/" + name, "mnist/" + name}) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;
-    unsigned char header[16];
-    in.read(reinterpret_cast<char*>(header), 16);
-    const int64_t n = (int64_t{header[4]} << 24) | (header[5] << 16) | (header[6] << 8) | header[7];
-    const int64_t count = std::min(n, max_images);
-    std::vector<unsigned char> bytes(count * kDim);
-    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    RowMatrixXf out(count, kDim);
-    for (int64_t i = 0; i < count * kDim; ++i) out.data()[i] = bytes[i] / 255.0f;
-    return out;
-  }
-  std::fprintf(stderr, "stochastic_semi_dual_bench: cannot find MNIST file %s in the runfiles\n", name.c_str());
-  std::abort();
-}
-
 struct Data {
-  RowMatrixXf random_sources = RandomPoints(kPoints, kDim, 1);
-  RowMatrixXf random_targets = RandomPoints(kPoints, kDim, 2);
-  RowMatrixXf mnist_sources = ReadIdxImages("t10k-images-idx3-ubyte", kPoints);
-  RowMatrixXf mnist_targets = ReadIdxImages("train-images-idx3-ubyte", kPoints);
+  RowMatrixXf random_sources = UniformBenchPoints(kPoints, kDim, 1);
+  RowMatrixXf random_targets = UniformBenchPoints(kPoints, kDim, 2);
+  RowMatrixXf mnist_sources = MnistBenchImages(data::Split::kTest, kPoints);
+  RowMatrixXf mnist_targets = MnistBenchImages(data::Split::kTrain, kPoints);
   Eigen::VectorXf uniform = Eigen::VectorXf::Constant(kPoints, 1.0f / kPoints);
 };
 
