@@ -8,14 +8,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "nn/onednn_context.h"
 #include "nn/ops.h"
 #include "nn/status_macros.h"
 #include "nn/tensor.h"
 #include "oneapi/dnnl/dnnl.h"
+#include "oneapi/dnnl/dnnl.hpp"
 #include "ot/c_transform_kernels.h"
 
 namespace otgen::ot {
@@ -121,6 +126,11 @@ constexpr int64_t kGatherRows = 256;
 constexpr int64_t kProbeTargets = 512;
 // Small-batch path: at most this many floats in the b x J value buffer.
 constexpr int64_t kSmallBatchMaxElements = int64_t{1} << 22;
+// Large-batch screening (lambda = 0): targets per bf16 matmul, candidates kept per row, and the
+// largest bf16 copy of the targets (entries) it may build.
+constexpr int64_t kScreenChunk = 4096;
+constexpr int32_t kScreenCandidates = 1024;
+constexpr int64_t kLargeScreenMaxEntries = int64_t{1} << 26;
 
 int NumThreads() { return std::max(1, omp_get_max_threads()); }
 
@@ -246,8 +256,32 @@ class CTransformImpl {
   std::vector<float> probe_min_;      // rows: upper bound of the row minimum (u frame)
   std::vector<uint8_t> probe_dense_;  // rows: predicted to need the dense pass
   std::atomic<bool> gemm_failed_{false};
+  // Large-batch screening (lambda = 0): bf16 matmuls by (rows, targets, threads), per-row
+  // screened upper bounds and candidate lists (local index, lower bound).
+  struct ScreenMatmul {
+    dnnl::matmul primitive;  // empty: no native bf16 implementation
+    dnnl::memory::desc src, weights, dst;
+  };
+  std::map<std::tuple<int64_t, int64_t, int>, ScreenMatmul> screen_matmuls_;
+  bool large_screen_unavailable_ = false;
+  int large_screen_skip_ = 0;
+  AlignedBuffer<float> screen_tile_;       // rows x kScreenChunk screened values
+  std::vector<float> screen_ub_;           // rows
+  AlignedBuffer<int32_t> screen_cand_;     // rows x kScreenCandidates
+  AlignedBuffer<float> screen_cand_lb_;    // rows x kScreenCandidates
+  std::vector<int32_t> screen_count_;      // rows
+  std::vector<uint8_t> screen_overflow_;   // rows
 
   void BuildScreeningCopy();
+  const ScreenMatmul* ScreenMatmulFor(int64_t rows, int64_t n);
+  // lambda = 0, fused cost: the row minima and argmins of rows [r0, r0 + rows) into hard_rows_
+  // (local to this shard) by bf16 screening and exact refinement. Returns false, having
+  // changed nothing in `result`, when screening is unavailable or paused.
+  bool ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows, CTransformResult* result);
+  // lambda = 0: from the thread-combined hard_rows_ of rows [r0, r0 + rows): the cross-shard
+  // minimum, values, assignments, column sums and gradients.
+  absl::Status FinishHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
+                               const CTransformRequest& request, float* col_sum, CTransformResult* result);
   void BuildProbe();
   // Upper bounds of the row minima and the dense-path prediction for rows [r0, r0 + rows).
   void RunProbe(const float* xb, int64_t ldx, int64_t rows, const float* xdata, int64_t budget);
@@ -426,6 +460,7 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
   }
   result->dense_rows = 0;
   result->candidate_pairs = 0;
+  result->screened_rows = 0;
   gemm_failed_.store(false);
 
   if (b <= options_.small_batch_rows && b * J_ <= kSmallBatchMaxElements) {
@@ -433,7 +468,20 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
   } else {
     for (int64_t r0 = 0; r0 < b; r0 += options_.row_block) {
       const int64_t rows = std::min<int64_t>(options_.row_block, b - r0);
-      OTGEN_RETURN_IF_ERROR(RunBlock(x, r0, rows, request, col_sum, result));
+      bool screened = false;
+      if (lambda_ == 0.0f && fused_ && options_.large_batch_screening && !large_screen_unavailable_ &&
+          J_ * ((d_ + ct::kBf16Pad - 1) / ct::kBf16Pad * ct::kBf16Pad) <= kLargeScreenMaxEntries) {
+        if (large_screen_skip_ > 0) {
+          --large_screen_skip_;
+        } else {
+          screened = ScreenHardBlock(x, r0, rows, result);
+        }
+      }
+      if (screened) {
+        OTGEN_RETURN_IF_ERROR(FinishHardBlock(x, r0, rows, request, col_sum, result));
+      } else {
+        OTGEN_RETURN_IF_ERROR(RunBlock(x, r0, rows, request, col_sum, result));
+      }
     }
   }
   if (gemm_failed_.load()) return absl::InternalError("c-transform: dnnl_sgemm failed");
@@ -587,19 +635,7 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
     for (int t = 0; t < team; ++t) {
       for (int64_t i = 0; i < rows; ++i) hard_rows_[i] = CombineMinArgmin(hard_rows_[i], threads_[t].hard[i]);
     }
-    OTGEN_RETURN_IF_ERROR(targets_->AllReduceMinArgmin(absl::MakeSpan(hard_rows_)));
-    const int64_t offset = targets_->shard_offset();
-    for (int64_t i = 0; i < rows; ++i) {
-      values[i] = xs_[r0 + i] + hard_rows_[i].value;
-      result->assignment[r0 + i] = hard_rows_[i].index;
-      const int64_t j = hard_rows_[i].index - offset;
-      if (j < 0 || j >= J_) continue;  // another shard's target
-      if (col_sum != nullptr) col_sum[j] += 1.0f;
-      if (request.grad_x) {
-        HardGradient(xb + i * ldx, j, result->grad_x.data() + (r0 + i) * d_);
-      }
-    }
-    return absl::OkStatus();
+    return FinishHardBlock(x, r0, rows, request, col_sum, result);
   }
 
   soft_rows_.assign(rows, SoftminPartial{});
@@ -732,6 +768,182 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
     DensePass(x, dense_rows, dense_ell, nullptr, col_sum, request.grad_x ? &result->grad_x : nullptr);
   }
   return absl::OkStatus();
+}
+
+absl::Status CTransformImpl::FinishHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
+                                             const CTransformRequest& request, float* col_sum,
+                                             CTransformResult* result) {
+  OTGEN_RETURN_IF_ERROR(targets_->AllReduceMinArgmin(absl::MakeSpan(hard_rows_.data(), rows)));
+  const int64_t ldx = x.outerStride();
+  const float* xb = x.data() + r0 * ldx;
+  float* values = result->values.data() + r0;
+  const int64_t offset = targets_->shard_offset();
+  for (int64_t i = 0; i < rows; ++i) {
+    values[i] = xs_[r0 + i] + hard_rows_[i].value;
+    result->assignment[r0 + i] = hard_rows_[i].index;
+    const int64_t j = hard_rows_[i].index - offset;
+    if (j < 0 || j >= J_) continue;  // another shard's target
+    if (col_sum != nullptr) col_sum[j] += 1.0f;
+    if (request.grad_x) HardGradient(xb + i * ldx, j, result->grad_x.data() + (r0 + i) * d_);
+  }
+  return absl::OkStatus();
+}
+
+const CTransformImpl::ScreenMatmul* CTransformImpl::ScreenMatmulFor(int64_t rows, int64_t n) {
+  const auto key = std::make_tuple(rows, n, NumThreads());
+  auto it = screen_matmuls_.find(key);
+  if (it == screen_matmuls_.end()) {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    ScreenMatmul m;
+    m.src = dnnl::memory::desc({rows, screen_pad_}, dt::bf16, tag::ab);
+    // The chunk of row-major bf16 targets (n x pad) read as the pad x n weights.
+    m.weights = dnnl::memory::desc({screen_pad_, n}, dt::bf16, tag::ba);
+    m.dst = dnnl::memory::desc({rows, n}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {-2.0f / cost_.scale});
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(m.src, m.weights, m.dst), attr,
+                                          nn::OneDnnContext::Get().engine(), /*allow_empty=*/true);
+    if (pd) {
+      // Only a native bf16 kernel is worth it (not the reference one or a float emulation).
+      const std::string impl = pd.impl_info_str();
+      if (impl.find("bf16") != std::string::npos || impl.find("amx") != std::string::npos) {
+        m.primitive = dnnl::matmul(pd);
+      }
+    }
+    it = screen_matmuls_.emplace(key, std::move(m)).first;
+  }
+  return it->second.primitive ? &it->second : nullptr;
+}
+
+bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
+                                     CTransformResult* result) {
+  if (!screen_ready_) BuildScreeningCopy();
+  const int64_t pad = screen_pad_;
+  const int64_t chunk = std::min<int64_t>(kScreenChunk, J_);
+  const ScreenMatmul* full = ScreenMatmulFor(rows, chunk);
+  const ScreenMatmul* tail = J_ % chunk == 0 ? full : ScreenMatmulFor(rows, J_ % chunk);
+  if (full == nullptr || tail == nullptr) {
+    large_screen_unavailable_ = true;
+    return false;
+  }
+  const int64_t ldx = x.outerStride();
+  const float* xb = x.data() + r0 * ldx;
+  const float alpha = -2.0f / cost_.scale;
+  // bf16 rows of x and the factors of the error bound (as in the small-batch path):
+  //   |g - g^| <= (2/s) (||x|| err_j + ||x - x^|| ||y^_j||).
+  uint16_t* xs = screen_x_.Reserve(rows * pad);
+  screen_scale_.resize(rows);
+  screen_xerr_.resize(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    const double ex = ct::ToBf16Row(xb + i * ldx, d_, xs + i * pad);
+    const double nx = std::sqrt(static_cast<double>(xs_[r0 + i]) * cost_.scale);
+    screen_scale_[i] = static_cast<float>(-alpha * nx * (1.0 + 1e-5));
+    screen_xerr_[i] = static_cast<float>(-alpha * (ex + 1e-6 * nx));
+  }
+  float* g = screen_tile_.Reserve(rows * chunk);
+  screen_ub_.assign(rows, ct::kInf);
+  int32_t* cand = screen_cand_.Reserve(rows * kScreenCandidates);
+  float* cand_lb = screen_cand_lb_.Reserve(rows * kScreenCandidates);
+  screen_count_.assign(rows, 0);
+  screen_overflow_.assign(rows, 0);
+  const float* off = offset_.data();
+  const float* err = screen_err_.data();
+  const float* nrm = screen_norm_.data();
+  const int nt = static_cast<int>(std::min<int64_t>(NumThreads(), rows));
+  EnsureThreads(nt);
+  nn::OneDnnContext& ctx = nn::OneDnnContext::Get();
+  dnnl::memory src(full->src, ctx.engine(), xs);
+
+  // ---- Pass 1: screened values chunk by chunk; candidates below the running upper bound ----
+  for (int64_t j0 = 0; j0 < J_; j0 += chunk) {
+    const int64_t n = std::min(chunk, J_ - j0);
+    const ScreenMatmul* mm = n == chunk ? full : tail;
+    dnnl::memory weights(mm->weights, ctx.engine(), screen_y_.data() + j0 * pad);
+    dnnl::memory dst(mm->dst, ctx.engine(), g);
+    mm->primitive.execute(ctx.stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+    ctx.stream().wait();
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      if (screen_overflow_[i]) continue;
+      const float* gi = g + i * n;
+      const float a = screen_scale_[i], c = screen_xerr_[i];
+      const float ub = std::min(screen_ub_[i], ct::ScreenUpperMin(gi, off + j0, err + j0, nrm + j0, a, c, n));
+      screen_ub_[i] = ub;
+      int32_t* sel = State(omp_get_thread_num()).scratch_index.Reserve(chunk + 16);
+      const int64_t count = ct::ScreenSelect(gi, off + j0, err + j0, nrm + j0, a, c, ub, n, static_cast<int32_t>(j0), sel);
+      if (count == 0) continue;
+      int32_t* ci = cand + i * kScreenCandidates;
+      float* cl = cand_lb + i * kScreenCandidates;
+      int32_t have = screen_count_[i];
+      if (have + count > kScreenCandidates) {
+        // Drop the candidates that the new upper bound excludes.
+        int32_t w = 0;
+        for (int32_t k = 0; k < have; ++k) {
+          if (cl[k] <= ub) {
+            ci[w] = ci[k];
+            cl[w] = cl[k];
+            ++w;
+          }
+        }
+        have = w;
+        if (have + count > kScreenCandidates) {
+          screen_overflow_[i] = 1;
+          continue;
+        }
+      }
+      for (int64_t q = 0; q < count; ++q) {
+        const int32_t j = sel[q];
+        ci[have + q] = j;
+        cl[have + q] = gi[j - j0] + off[j] - a * err[j] - c * nrm[j];
+      }
+      screen_count_[i] = have + static_cast<int32_t>(count);
+    }
+  }
+
+  // ---- Pass 2: exact float values of the surviving candidates (all targets for overflows) ----
+  const float* points = targets_->points();
+  const int64_t shard_offset = targets_->shard_offset();
+  hard_rows_.assign(rows, MinArgmin{});
+  int64_t refined = 0, screened = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) reduction(+ : refined, screened)
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* xi = xb + i * ldx;
+    float best = ct::kInf;
+    int64_t arg = -1;
+    if (screen_overflow_[i]) {
+      // Every target, through the float GEMM tiles of the streamed path.
+      const int64_t T = options_.tile_size;
+      float* tile = State(omp_get_thread_num()).tile.Reserve(T);
+      for (int64_t j0 = 0; j0 < J_; j0 += T) {
+        const int64_t n = std::min(T, J_ - j0);
+        EvaluateTile(xi, ldx, 1, nullptr, j0, n, tile);
+        ct::HardRowMin(tile, off + j0, n, j0, &best, &arg);
+      }
+      refined += J_;
+    } else {
+      const float ub = screen_ub_[i];
+      const int32_t* ci = cand + i * kScreenCandidates;
+      const float* cl = cand_lb + i * kScreenCandidates;
+      // Candidates are in increasing index order: strict < keeps the first minimum.
+      for (int32_t k = 0; k < screen_count_[i]; ++k) {
+        if (!(cl[k] <= ub)) continue;
+        const int32_t j = ci[k];
+        const float u = alpha * ct::Dot(xi, points + static_cast<int64_t>(j) * d_, d_) + off[j];
+        ++refined;
+        if (u < best) {
+          best = u;
+          arg = j;
+        }
+      }
+      ++screened;
+    }
+    hard_rows_[i] = MinArgmin{best, arg < 0 ? -1 : shard_offset + arg};
+  }
+  result->candidate_pairs += refined;
+  result->screened_rows += screened;
+  if (8 * refined > rows * J_) large_screen_skip_ = 64;  // screening does not pay here: pause it
+  return true;
 }
 
 void CTransformImpl::DensePass(const Eigen::Ref<const RowMatrixXf>& x, const std::vector<int64_t>& rows,

@@ -68,9 +68,11 @@ Setup& MnistSetup() {
   return *s;
 }
 
-void RunCTransform(benchmark::State& state, Setup& s, float lambda, bool grad_x, bool grad_psi) {
+void RunCTransform(benchmark::State& state, Setup& s, float lambda, bool grad_x, bool grad_psi,
+                   bool large_batch_screening = true) {
   CTransformOptions opt;
   opt.lambda = lambda;
+  opt.large_batch_screening = large_batch_screening;
   auto ct = CTransform::Create(s.targets, s.cost, opt);
   if (!ct.ok()) {
     state.SkipWithError(ct.status().ToString().c_str());
@@ -97,6 +99,7 @@ void RunCTransform(benchmark::State& state, Setup& s, float lambda, bool grad_x,
       benchmark::Counter(flops * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
   state.counters["dense_rows"] = static_cast<double>(r.dense_rows);
   state.counters["pairs_per_row"] = static_cast<double>(r.candidate_pairs) / static_cast<double>(s.x.rows());
+  state.counters["screened_rows"] = static_cast<double>(r.screened_rows);
 }
 
 void BM_Random_Hard_GradPsiGradX(benchmark::State& state) { RunCTransform(state, RandomSetup(), 0.0f, true, true); }
@@ -109,6 +112,10 @@ void BM_Random_Soft001_ValuesOnly(benchmark::State& state) {
   RunCTransform(state, RandomSetup(), 0.01f, false, false);
 }
 void BM_Mnist_Hard_GradPsiGradX(benchmark::State& state) { RunCTransform(state, MnistSetup(), 0.0f, true, true); }
+// The same without the bf16 screening of large batches (float GEMM over every target).
+void BM_Mnist_Hard_GradPsiGradX_NoScreening(benchmark::State& state) {
+  RunCTransform(state, MnistSetup(), 0.0f, true, true, false);
+}
 void BM_Mnist_Soft001_GradPsiGradX(benchmark::State& state) {
   RunCTransform(state, MnistSetup(), 0.01f, true, true);
 }
@@ -146,6 +153,7 @@ BENCHMARK(BM_Random_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRea
 BENCHMARK(BM_Random_Soft001_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Random_Soft001_ValuesOnly)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Mnist_Hard_GradPsiGradX_NoScreening)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Soft001_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Soft0025_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);

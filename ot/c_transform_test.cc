@@ -456,6 +456,110 @@ TEST(CTransformTest, ScreeningPausesWhenItCannotPrune) {
   ExpectMatchesReference(*second, ref, 0.5, 2e-5, 2e-4, "second");
 }
 
+bool CpuHasBf16() { return __builtin_cpu_supports("avx512bf16"); }
+
+TEST(CTransformTest, ScreenedLargeBatchEqualsFloatPath) {
+  // lambda = 0, b > small_batch_rows: bf16 matmul screening of 9000 targets (two chunks of 4096
+  // and a tail), rows in blocks of 16, sources near a few targets (with exact duplicates of the
+  // nearest ones, so ties must go to the first index), zero weights and a nonzero psi.
+  nn::Rng rng(53);
+  const int64_t J = 9000, d = 96, b = 40;
+  RowMatrixXf y = RandomPoints(J, d, rng);
+  for (int64_t i = 0; i < b; ++i) y.row(5000 + i) = y.row(97 * (i + 1));  // duplicates, later index
+  RowMatrixXf x(b, d);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t k = 0; k < d; ++k) x(i, k) = y(97 * (i + 1), k) + rng.Uniform(-0.05f, 0.05f);
+  }
+  const Eigen::VectorXf nu = RandomWeights(J, rng, 0.05f);
+  Eigen::VectorXf psi(J);
+  for (int64_t j = 0; j < J; ++j) psi[j] = rng.Uniform(-0.01f, 0.01f);
+  for (int64_t i = 0; i < b; ++i) psi[5000 + i] = psi[97 * (i + 1)];
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  CTransformOptions screened{.row_block = 16};
+  CTransformOptions plain = screened;
+  plain.large_batch_screening = false;
+  auto a = CTransform::Create(targets, cost, screened);
+  auto c = CTransform::Create(targets, cost, plain);
+  ASSERT_TRUE(a.ok() && c.ok());
+  for (int call = 0; call < 2; ++call) {  // the second call reuses the bf16 copy and primitives
+    auto ra = a->Compute(x, psi);
+    auto rc = c->Compute(x, psi);
+    ASSERT_TRUE(ra.ok() && rc.ok());
+    if (CpuHasBf16()) {
+      EXPECT_EQ(ra->screened_rows, b);
+      EXPECT_GT(ra->candidate_pairs, 0);
+      EXPECT_LT(ra->candidate_pairs, b * J / 100);  // screening pruned almost every target
+    }
+    EXPECT_EQ(rc->screened_rows, 0);
+    EXPECT_EQ(ra->assignment, rc->assignment);
+    for (int64_t i = 0; i < b; ++i) {
+      if (nu[97 * (i + 1)] > 0.0f) {
+        EXPECT_LT(ra->assignment[i], 5000) << "row " << i;
+      }
+    }
+    EXPECT_LE((ra->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
+    EXPECT_LE((ra->grad_x - rc->grad_x).cwiseAbs().maxCoeff(), 1e-6);
+    EXPECT_LE((ra->grad_psi - rc->grad_psi).cwiseAbs().maxCoeff(), 1e-7);
+    EXPECT_NEAR(ra->semi_dual, rc->semi_dual, 1e-6);
+    const Reference ref = ComputeReference(x, y, nu, psi, cost, 0.0);
+    ExpectMatchesReference(*ra, ref, 0.0, 2e-5, 2e-4, "screened");
+  }
+}
+
+TEST(CTransformTest, ScreenedLargeBatchOverflowingRowsAreExact) {
+  // Rows 0-9 sit near well-separated targets; rows 10-19 at the centre of a cluster of 3000
+  // targets closer together than the bf16 error bound, so more than 1024 candidates survive
+  // and those rows are computed exactly against every target. Then screening pauses.
+  nn::Rng rng(59);
+  const int64_t J = 5000, d = 64, b = 20;
+  RowMatrixXf y = RandomPoints(J, d, rng);
+  Eigen::RowVectorXf centre = Eigen::RowVectorXf::Constant(d, 0.5f);
+  for (int64_t j = 2000; j < J; ++j) {
+    for (int64_t k = 0; k < d; ++k) y(j, k) = centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+  }
+  RowMatrixXf x(b, d);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t k = 0; k < d; ++k) {
+      x(i, k) = i < 10 ? y(150 * i + 7, k) + rng.Uniform(-0.02f, 0.02f) : centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+    }
+  }
+  const Eigen::VectorXf nu = RandomWeights(J, rng);
+  const Eigen::VectorXf psi = Eigen::VectorXf::Zero(J);
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  CTransformOptions plain;
+  plain.large_batch_screening = false;
+  auto a = CTransform::Create(targets, cost, {});
+  auto c = CTransform::Create(targets, cost, plain);
+  ASSERT_TRUE(a.ok() && c.ok());
+  auto ra = a->Compute(x, psi);
+  auto rc = c->Compute(x, psi);
+  ASSERT_TRUE(ra.ok() && rc.ok());
+  if (CpuHasBf16()) {
+    EXPECT_EQ(ra->screened_rows, 10);
+    EXPECT_GE(ra->candidate_pairs, 10 * J);  // the overflowing rows' exact passes
+  }
+  // Within the cluster the costs differ by less than float rounding: any of its targets is a
+  // right answer there, so assignments and gradients are compared on the separated rows.
+  for (int64_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(ra->assignment[i], rc->assignment[i]) << "row " << i;
+    EXPECT_LE((ra->grad_x.row(i) - rc->grad_x.row(i)).cwiseAbs().maxCoeff(), 1e-6) << "row " << i;
+  }
+  for (int64_t i = 10; i < b; ++i) {
+    EXPECT_GE(ra->assignment[i], 2000) << "row " << i;
+  }
+  EXPECT_LE((ra->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
+  const Reference ref = ComputeReference(x, y, nu, psi, cost, 0.0);
+  ExpectMatchesReference(*ra, ref, 0.0, 2e-5, 2e-4, "mixed");
+  // More than 1/8 of the pairs needed exact products: the next calls are not screened.
+  auto again = a->Compute(x, psi);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->screened_rows, 0);
+  EXPECT_EQ(again->candidate_pairs, 0);
+  EXPECT_LE((again->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
+}
+
 TEST(CTransformTest, RequestSubsetsAndBufferReuse) {
   const Problem p = MakeProblem(20, 500, 40, Cost::SquaredEuclidean(), 31);
   CTransformOptions opt;
