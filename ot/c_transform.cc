@@ -593,16 +593,7 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
         float* cv = ts.cand_value.data() + i * cap;
         if (c + count > cap) {
           // Drop the stale candidates (beyond the threshold of the current minimum).
-          const float limit = p.min + threshold_;
-          int32_t w = 0;
-          for (int32_t k = 0; k < c; ++k) {
-            if (cv[k] <= limit) {
-              ci[w] = ci[k];
-              cv[w] = cv[k];
-              ++w;
-            }
-          }
-          c = w;
+          c = ct::KeepCandidatesUpTo(p.min + threshold_, c, ci, cv);
           // Still (nearly) full: this row goes to the dense pass.
           if (c + count > cap || 4 * (c + count) > 3 * cap32) {
             ts.overflow[i] = 1;
@@ -877,16 +868,7 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
       float* cl = cand_lb + i * kScreenCandidates;
       int32_t have = screen_count_[i];
       if (have + count > kScreenCandidates) {
-        // Drop the candidates that the new upper bound excludes.
-        int32_t w = 0;
-        for (int32_t k = 0; k < have; ++k) {
-          if (cl[k] <= ub) {
-            ci[w] = ci[k];
-            cl[w] = cl[k];
-            ++w;
-          }
-        }
-        have = w;
+        have = ct::KeepCandidatesUpTo(ub, have, ci, cl);  // drop those the new bound excludes
         if (have + count > kScreenCandidates) {
           screen_overflow_[i] = 1;
           continue;

@@ -464,6 +464,20 @@ inline int64_t ScreenSelect(const float* g, const float* off, const float* err, 
   return count;
 }
 
+// Compacts the candidate list (index[k], value[k]), k < count, to the entries with
+// value <= limit, in order; returns their number.
+inline int32_t KeepCandidatesUpTo(float limit, int32_t count, int32_t* index, float* value) {
+  int32_t kept = 0;
+  for (int32_t k = 0; k < count; ++k) {
+    if (value[k] <= limit) {
+      index[kept] = index[k];
+      value[kept] = value[k];
+      ++kept;
+    }
+  }
+  return kept;
+}
+
 // sum_k x_k^2 accumulated in double.
 inline double SquaredNormDouble(const float* x, int64_t d) {
   int64_t k = 0;
