@@ -64,6 +64,10 @@
 //
 // Precision: float32 data and GEMMs, per-row sums of exponentials in double across tiles. With
 // the GEMM form, c(x, y) carries an absolute rounding error of about 1e-7 (||x||^2 + ||y||^2) / s.
+// Screened rows take their values from float dot products of the surviving targets (a
+// different summation order than the GEMM's, the same error bound); bf16 only decides which
+// targets survive, and the bound it uses is rigorous, so the argmin is the float path's up to
+// near-ties within float rounding.
 //
 // Threads: OpenMP (the thread count of nn::SetNumThreads / OMP_NUM_THREADS). Results are
 // deterministic for a fixed thread count up to summation order in the soft sums.
