@@ -145,7 +145,7 @@ void SemiDiscreteSolver::RestartAveraging() {
   if (options_.method != SemiDiscreteMethod::kAsgd) return;
   auto* asgd = static_cast<optim::Asgd*>(optimizer_.get());
   if (asgd->step_count(0) == 0) return;
-  asgd->CopyAveragedToParameters();
+  if (options_.warm_start == SemiDiscreteWarmStart::kAverage) asgd->CopyAveragedToParameters();
   asgd->Restart();
 }
 

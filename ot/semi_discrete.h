@@ -23,6 +23,13 @@
 // counter k = 1, 2, ... and a new average. Without it, the step counter and the average carry
 // over across calls (one long ASGD run). Adam's moments always carry over.
 //
+// Where a restarted run starts (`warm_start`, ASGD only):
+//   kAverage (default, Algorithm 1 as written): psi~_0 = psi_bar_K of the previous run;
+//   kIterate: psi~_0 = psi~_K, the last iterate of the previous run. The estimate handed to
+//     the generator is still the run's average psi_bar_K; only the next run's starting point
+//     differs. The average lags the iterate by about K/2 steps, so with a moving generator the
+//     dual restarts closer to where the ascent was heading.
+//
 // Running estimate of H (eq. 99): each step evaluates the batch semi-dual
 //   H_k = (1/b) sum_{x in B_k} psi~_{k-1}^{c,lambda}(x) + sum_j nu_j psi~_{k-1, j}
 // at the iterate it differentiates (a by-product of the supergradient). Solve() reports the
@@ -66,6 +73,12 @@
 
 namespace otgen::ot {
 
+// Starting point of each restarted ASGD run (see above).
+enum class SemiDiscreteWarmStart {
+  kAverage,  // the previous run's average (seed 000 Algorithm 1)
+  kIterate,  // the previous run's last iterate
+};
+
 enum class SemiDiscreteMethod {
   kAsgd,  // averaged stochastic gradient ascent, eq. 102
   kAdam,  // Adam ascent
@@ -84,6 +97,8 @@ struct SemiDiscreteOptions {
   float alpha = 0.5f;
   // ASGD: each Solve() starts a fresh run of eq. 102 from the current estimate (see above).
   bool restart_each_solve = true;
+  // ASGD: where a restarted run starts; no effect for Adam (its estimate is the iterate).
+  SemiDiscreteWarmStart warm_start = SemiDiscreteWarmStart::kAverage;
   // Adam: learning rate > 0, betas in [0, 1), eps >= 0.
   float adam_learning_rate = 1e-3f;
   float adam_beta1 = 0.9f;
@@ -140,8 +155,9 @@ class SemiDiscreteSolver {
   // Sets the iterate (and the estimate) to `psi`, dropping the optimizer state (moments,
   // averages, counters). InvalidArgumentError naming "psi" for a wrong size or non-finite values.
   absl::Status SetPsi(const Eigen::Ref<const Eigen::VectorXf>& psi);
-  // ASGD: starts a new run of eq. 102 from the current estimate (what Solve() does first with
-  // restart_each_solve). No-op for Adam.
+  // ASGD: starts a new run of eq. 102 (what Solve() does first with restart_each_solve), from
+  // the current estimate (warm_start kAverage) or from the current iterate (kIterate). No-op
+  // for Adam.
   void RestartAveraging();
 
   // Ascent steps since creation (or as imported).

@@ -286,6 +286,64 @@ TEST(SemiDiscreteTest, RestartEachSolveStartsFromTheAverage) {
   EXPECT_EQ(*DecodeCounter((*s2)->ExportState().at("optimizer.0.step"), "step"), 14);
 }
 
+TEST(SemiDiscreteTest, IterateWarmStartRestartsFromTheLastIterate) {
+  const OneDimProblem problem;
+  SemiDiscreteOptions opt;
+  opt.batch_size = 16;
+  opt.iterations = 7;
+  opt.gamma = 0.3f;
+  opt.warm_start = SemiDiscreteWarmStart::kIterate;
+  auto solver = SemiDiscreteSolver::Create(problem.Targets(), Cost::SquaredEuclidean(1.0f), opt);
+  ASSERT_TRUE(solver.ok());
+  ASSERT_TRUE((*solver)->Solve(UniformSampler(3)).ok());
+  const Eigen::VectorXf average = (*solver)->psi();
+  const Eigen::VectorXf iterate = (*solver)->psi_iterate();
+  ASSERT_GT((average - iterate).norm(), 0.0f);
+  // The estimate after a run is still its average: the same as with kAverage.
+  SemiDiscreteOptions avg_opt = opt;
+  avg_opt.warm_start = SemiDiscreteWarmStart::kAverage;
+  auto reference = SemiDiscreteSolver::Create(problem.Targets(), Cost::SquaredEuclidean(1.0f), avg_opt);
+  ASSERT_TRUE((*reference)->Solve(UniformSampler(3)).ok());
+  EXPECT_EQ((*reference)->psi(), average);
+  // Restart: the iterate stays, the estimate becomes it, and a first step is taken from it
+  // with the full step gamma / 1^alpha.
+  (*solver)->RestartAveraging();
+  EXPECT_EQ((*solver)->psi_iterate(), iterate);
+  EXPECT_EQ((*solver)->psi(), iterate);
+  nn::Rng rng(5);
+  nn::Tensor batch = nn::Tensor::Uniform({16, 1}, 0.0f, 1.0f, rng);
+  auto ct = CTransform::Create(problem.Targets(), Cost::SquaredEuclidean(1.0f), {});
+  auto d = ct->Compute(Eigen::Map<const RowMatrixXf>(batch.data(), 16, 1), iterate);
+  ASSERT_TRUE(d.ok());
+  auto h = (*solver)->Step(Eigen::Map<const RowMatrixXf>(batch.data(), 16, 1));
+  ASSERT_TRUE(h.ok());
+  EXPECT_NEAR(*h, d->semi_dual, 1e-6);
+  const Eigen::VectorXf expected = iterate + 0.3f * d->grad_psi;
+  EXPECT_LE((expected - (*solver)->psi_iterate()).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_LE((expected - (*solver)->psi()).cwiseAbs().maxCoeff(), 1e-6);
+  // Solve() restarts the same way: its first H is the semi-dual at the previous iterate.
+  auto s2 = SemiDiscreteSolver::Create(problem.Targets(), Cost::SquaredEuclidean(1.0f), opt);
+  ASSERT_TRUE((*s2)->Solve(UniformSampler(3)).ok());
+  const Eigen::VectorXf last = (*s2)->psi_iterate();
+  auto second = (*s2)->Solve(UniformSampler(4));
+  ASSERT_TRUE(second.ok());
+  nn::Tensor first_batch = *UniformSampler(4)(16);
+  auto at_last = ct->Compute(Eigen::Map<const RowMatrixXf>(first_batch.data(), 16, 1), last);
+  ASSERT_TRUE(at_last.ok());
+  EXPECT_NEAR(second->h_history[0], at_last->semi_dual, 1e-6);
+  // Restarting from the iterate still converges to the closed form (steps of at least
+  // gamma / sqrt(K) leave a noise floor; large batches keep it small).
+  SemiDiscreteOptions conv = opt;
+  conv.batch_size = 1024;
+  conv.iterations = 10;
+  conv.gamma = 0.2f;
+  auto s3 = SemiDiscreteSolver::Create(problem.Targets(), Cost::SquaredEuclidean(1.0f), conv);
+  auto sampler = UniformSampler(7);
+  for (int n = 0; n < 300; ++n) ASSERT_TRUE((*s3)->Solve(sampler).ok());
+  const Eigen::VectorXd psi = Centered((*s3)->psi());
+  EXPECT_LE((psi - problem.OptimalPsi()).cwiseAbs().maxCoeff(), 5e-3) << psi.transpose();
+}
+
 void ExpectSameTrajectory(SemiDiscreteSolver& a, SemiDiscreteSolver& b, int steps) {
   nn::Rng rng(11);
   for (int k = 0; k < steps; ++k) {

@@ -191,6 +191,8 @@ absl::Status SdotModel::Init(const SdotConfig& config, nn::Tensor targets) {
     options.batch_size = config.batch_size();
     options.iterations = dual.inner_iterations();
     options.restart_each_solve = true;
+    options.warm_start = dual.warm_start() == DualConfig::ITERATE ? ot::SemiDiscreteWarmStart::kIterate
+                                                                  : ot::SemiDiscreteWarmStart::kAverage;
     if (dual.optimizer().kind() == OptimizerConfig::ASGD) {
       options.method = ot::SemiDiscreteMethod::kAsgd;
       options.gamma = dual.optimizer().gamma();
@@ -293,6 +295,22 @@ absl::StatusOr<nn::Var> SdotModel::NetworkPsi(bool record) {
   return nn::Reshape(psi, {target_images_.dim(0)});
 }
 
+absl::StatusOr<nn::Var> SdotModel::AveragedNetworkPsi(bool keep_iterate) {
+  auto* asgd = dynamic_cast<optim::Asgd*>(psi_optimizer_.get());
+  if (asgd == nullptr) return NetworkPsi(/*record=*/false);
+  std::vector<nn::Tensor> iterate;
+  if (keep_iterate) {
+    for (const nn::Var& p : psi_network_->Parameters()) iterate.push_back(p.value().Clone());
+  }
+  asgd->CopyAveragedToParameters();
+  absl::StatusOr<nn::Var> psi = NetworkPsi(/*record=*/false);
+  if (keep_iterate) {
+    std::vector<nn::Var> params = psi_network_->Parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_value().CopyFrom(iterate[i]);
+  }
+  return psi;
+}
+
 absl::StatusOr<double> SdotModel::NetworkDualStep(const nn::Tensor& x) {
   OTGEN_ASSIGN_OR_RETURN(nn::Var psi, NetworkPsi(/*record=*/true));
   OTGEN_ASSIGN_OR_RETURN(nn::Var h, ot::SemiDualObjective(*network_transform_, nn::Var(x), psi));
@@ -357,10 +375,10 @@ absl::StatusOr<MetricRow> SdotModel::OuterIteration() {
       OTGEN_ASSIGN_OR_RETURN(double h, NetworkDualStep(x));
       total += h;
     }
-    // The ASGD estimate is the average of the iterates; it is also where the next run starts.
-    if (asgd != nullptr) asgd->CopyAveragedToParameters();
     row["h_inner"] = total / K;
-    OTGEN_ASSIGN_OR_RETURN(psi, NetworkPsi(/*record=*/false));
+    // The ASGD estimate is the average of the iterates. It is also where the next run starts,
+    // unless dual.warm_start is ITERATE.
+    OTGEN_ASSIGN_OR_RETURN(psi, AveragedNetworkPsi(config_.dual().warm_start() == DualConfig::ITERATE));
     psi = nn::Var::Constant(psi.value());
   }
   OTGEN_ASSIGN_OR_RETURN(MetricRow g, GeneratorStep(psi));
@@ -386,20 +404,9 @@ absl::StatusOr<double> SdotModel::EvaluateEstimate() {
                            solver_->transform().Compute(eval_batch_, solver_->psi(), {.grad_x = false, .grad_psi = false}));
     return r.semi_dual;
   }
-  // SDOTNN with ASGD: evaluate the averaged parameters, then put the iterate back.
-  std::vector<nn::Tensor> iterate;
-  auto* asgd = dynamic_cast<optim::Asgd*>(psi_optimizer_.get());
-  if (asgd != nullptr) {
-    for (const nn::Var& p : psi_network_->Parameters()) iterate.push_back(p.value().Clone());
-    asgd->CopyAveragedToParameters();
-  }
-  absl::StatusOr<nn::Var> psi = NetworkPsi(false);
-  if (asgd != nullptr) {
-    std::vector<nn::Var> params = psi_network_->Parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_value().CopyFrom(iterate[i]);
-  }
-  if (!psi.ok()) return psi.status();
-  Eigen::Map<const Eigen::VectorXf> pv(psi->value().data(), psi->numel());
+  // SDOTNN: evaluate the averaged parameters (with ASGD), then put the iterate back.
+  OTGEN_ASSIGN_OR_RETURN(nn::Var psi, AveragedNetworkPsi(/*keep_iterate=*/true));
+  Eigen::Map<const Eigen::VectorXf> pv(psi.value().data(), psi.numel());
   OTGEN_ASSIGN_OR_RETURN(ot::CTransformResult r,
                          network_transform_->Compute(eval_batch_, pv, {.grad_x = false, .grad_psi = false}));
   return r.semi_dual;

@@ -108,6 +108,10 @@ class SdotModel {
   absl::StatusOr<nn::Tensor> InnerBatch();
   // psi_t(y_j) for every target {J} (recording when `record`).
   absl::StatusOr<nn::Var> NetworkPsi(bool record);
+  // SDOTNN: psi_t of the targets at the ASGD average of the network's parameters (at the
+  // parameters themselves with Adam), not recorded. The parameters are left at the average,
+  // or put back to the iterate with `keep_iterate`.
+  absl::StatusOr<nn::Var> AveragedNetworkPsi(bool keep_iterate);
   // One ascent step of the network dual on `x`; returns the batch H.
   absl::StatusOr<double> NetworkDualStep(const nn::Tensor& x);
   absl::StatusOr<apps::MetricRow> GeneratorStep(const nn::Var& psi);

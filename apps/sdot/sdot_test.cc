@@ -19,6 +19,8 @@
 #include "data/mnist.h"
 #include "apps/common/test_files.h"
 #include "gtest/gtest.h"
+#include "nn/random.h"
+#include "optim/asgd.h"
 
 namespace otgen::apps::sdot {
 namespace {
@@ -190,6 +192,62 @@ TEST_F(SdotTest, InnerLoopStudyRaisesHAtTheEstimate) {
   ASSERT_EQ(est.size(), 4u);
   // psi -> H(psi, theta) is concave and ASGD ascends it: H at psi = 0 is the starting value.
   EXPECT_GT(est.back(), est.front());
+}
+
+// The largest absolute difference between the optimizer's parameters and their ASGD averages.
+float MaxDistanceToAverage(const nn::TrainingState& state, const std::string& optimizer) {
+  for (const auto& [name, opt] : state.optimizers) {
+    if (name != optimizer) continue;
+    const auto* asgd = dynamic_cast<const optim::Asgd*>(opt);
+    EXPECT_NE(asgd, nullptr);
+    if (asgd == nullptr) return -1.0f;
+    float d = 0.0f;
+    for (int i = 0; i < asgd->num_parameters(); ++i) {
+      const nn::Tensor& p = asgd->parameters()[i].value();
+      const nn::Tensor& a = asgd->averaged(i);
+      for (int64_t k = 0; k < p.numel(); ++k) d = std::max(d, std::abs(p.data()[k] - a.data()[k]));
+    }
+    return d;
+  }
+  ADD_FAILURE() << "no optimizer " << optimizer;
+  return -1.0f;
+}
+
+TEST(SdotWarmStartTest, IterateWarmStartKeepsTheIterateAndChangesTheTrajectory) {
+  nn::Rng rng(17);
+  const nn::Tensor targets = nn::Tensor::Uniform({300, 1, 28, 28}, -1.0f, 1.0f, rng);
+  for (const bool network : {false, true}) {
+    SCOPED_TRACE(network ? "SDOTNN" : "SDOT");
+    SdotConfig average = SmallConfig(network ? "warm_nn" : "warm", 2);
+    if (network) {
+      average.mutable_dual()->set_parameterization(DualConfig::NETWORK);
+      average.mutable_dual()->mutable_optimizer()->set_gamma(0.1f);
+      average.mutable_dual()->mutable_optimizer()->set_alpha(0.8f);
+      ASSERT_TRUE(ParseConfig("mlp { hidden: [16] out_features: 1 }", "psi", average.mutable_dual()->mutable_network()).ok());
+    }
+    SdotConfig iterate = average;
+    iterate.mutable_dual()->set_warm_start(DualConfig::ITERATE);
+    auto a = SdotModel::Create(average, targets);
+    auto b = SdotModel::Create(iterate, targets);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(b.ok()) << b.status();
+    // The first inner loop starts from the same point: same metrics.
+    auto a1 = (*a)->OuterIteration();
+    auto b1 = (*b)->OuterIteration();
+    ASSERT_TRUE(a1.ok() && b1.ok());
+    EXPECT_EQ(*a1, *b1);
+    if (network) {
+      // AVERAGE leaves the network at the average (the next start), ITERATE at the iterate.
+      EXPECT_EQ(MaxDistanceToAverage((*a)->training_state(), "psi_optimizer"), 0.0f);
+      EXPECT_GT(MaxDistanceToAverage((*b)->training_state(), "psi_optimizer"), 0.0f);
+    }
+    // The second starts from the average vs the iterate.
+    auto a2 = (*a)->OuterIteration();
+    auto b2 = (*b)->OuterIteration();
+    ASSERT_TRUE(a2.ok() && b2.ok());
+    EXPECT_NE(a2->at("h_inner"), b2->at("h_inner"));
+    EXPECT_TRUE(std::isfinite(b2->at("h")));
+  }
 }
 
 TEST(SdotConfigTest, BadConfigsNameTheField) {
