@@ -25,6 +25,10 @@ void HandleSignal(int signal_number) {
 void InstallStopSignalHandlers() {
   struct sigaction action = {};
   action.sa_handler = &HandleSignal;
+  // Interrupted system calls (a checkpoint's write, a data file's read, a futex wait) resume
+  // instead of failing with EINTR: the loop notices the request at its next poll and still
+  // has working I/O for the final checkpoint.
+  action.sa_flags = SA_RESTART;
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);

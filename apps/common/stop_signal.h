@@ -1,6 +1,7 @@
 // Graceful stop on SIGINT / SIGTERM: the training loop polls StopRequested() and writes a
 // final checkpoint before exiting. A second signal while stopping exits at once (status
-// 128 + signal), so a stuck run can still be killed with Ctrl-C twice.
+// 128 + signal), so a stuck run can still be killed with Ctrl-C twice. The handlers use
+// SA_RESTART: a system call the signal interrupts resumes rather than failing with EINTR.
 //
 //   InstallStopSignalHandlers();
 //   for (step = ...; step < steps && !StopRequested(); ++step) { ... }
