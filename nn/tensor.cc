@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -88,6 +92,27 @@ class LargeBlockCache {
       }
     }
     std::free(p);
+  }
+
+  // Frees every kept block; returns their total size.
+  size_t ReleaseAll() {
+    absl::flat_hash_map<size_t, std::vector<void*>> blocks;
+    size_t released = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      blocks.swap(blocks_);
+      released = cached_bytes_;
+      cached_bytes_ = 0;
+    }
+    for (auto& [bytes, list] : blocks) {
+      for (void* p : list) std::free(p);
+    }
+    return released;
+  }
+
+  size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_bytes_;
   }
 
  private:
@@ -272,5 +297,15 @@ std::string Tensor::DebugString(int max_elements) const {
   absl::StrAppend(&s, "])");
   return s;
 }
+
+size_t ReleaseCachedTensorMemory() {
+  const size_t released = LargeBlockCache::Get().ReleaseAll();
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  return released;
+}
+
+size_t CachedTensorBytes() { return LargeBlockCache::Get().cached_bytes(); }
 
 }  // namespace otgen::nn

@@ -99,6 +99,17 @@ class Tensor {
 // Resolves a possibly negative axis against `rank`; aborts when out of range.
 int NormalizeAxis(int axis, int rank);
 
+// Tensor storage of 16 KiB and more is recycled: a freed block is kept (up to 256 MiB in
+// all) and handed to the next allocation of the same size, which saves the page faults of
+// fresh memory in training loops that allocate the same shapes every iteration. Blocks of
+// sizes a later phase never asks for stay resident, though. ReleaseCachedTensorMemory()
+// frees every kept block and returns free heap memory to the system (malloc_trim); call it
+// between phases with different shapes, e.g. after building an evaluation model and before
+// training. Returns the bytes of kept blocks it freed. Thread-safe.
+size_t ReleaseCachedTensorMemory();
+// Bytes currently kept for reuse.
+size_t CachedTensorBytes();
+
 // Aborts with `message` (file:line prefix) when `condition` is false. For programming
 // errors (internal invariants, shapes the caller has already validated); user input is
 // validated with absl::Status before it reaches such checks.

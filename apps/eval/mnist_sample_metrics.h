@@ -90,7 +90,8 @@ class MnistSampleScorer {
  public:
   // Production: the cached classifier (LoadOrTrainMnistClassifier(DefaultClassifierDirectory()),
   // which trains and caches it on first use) and MNIST train/test from `mnist_dir`, or from the
-  // @mnist runfiles when empty (the binary needs `data = ["@mnist//:train_images", ...]`).
+  // @mnist runfiles when empty (the binary needs `data = ["@mnist//:all"]`). The images are
+  // not kept: their memory is handed back (nn::ReleaseCachedTensorMemory) before returning.
   static absl::StatusOr<std::unique_ptr<MnistSampleScorer>> Create(const MnistSampleMetricsOptions& options,
                                                                    const std::string& mnist_dir = "");
   // With a given classifier and reference sets: `train` labelled 28x28 images (784 floats per
