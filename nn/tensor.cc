@@ -50,12 +50,18 @@ constexpr size_t kAlignment = 64;
 // the heap top when it frees) and cost a page fault per 4 KiB page on first touch: ~20% of a
 // DCGAN generator forward pass (three [200, 64, 28, 28] activations of 40 MB each), and ~30%
 // of a W2GAN 2-D iteration, whose [256, 128] activations (128 KiB) sit right at glibc's
-// initial mmap threshold. Freed blocks are kept per exact size, up to kMaxCachedBytes in
-// total, and handed out again for an allocation of the same size -- a training loop allocates
-// the same shapes every iteration. (Not under AddressSanitizer, so that it still sees every
-// use after free.)
+// initial mmap threshold. Freed blocks are kept per exact size and handed out again for an
+// allocation of the same size -- a training loop allocates the same shapes every iteration.
+//   - At most kDefaultMaxCachedBytes are kept in all. When a freed block does not fit, the
+//     blocks of the least recently used other sizes are freed to make room, so sizes that
+//     only a finished phase used (data loading, an evaluation model) do not hold the space.
+//   - Blocks over kDefaultMaxCachedBlockBytes are not kept: so few are freed that their
+//     page faults do not matter, and one of them (say the 188 MB float copy of MNIST that a
+//     loader frees) would otherwise take most of the cache.
+// (Not under AddressSanitizer, so that it still sees every use after free.)
 constexpr size_t kMinCachedBytes = size_t{16} << 10;
-constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+constexpr size_t kDefaultMaxCachedBytes = size_t{256} << 20;
+constexpr size_t kDefaultMaxCachedBlockBytes = size_t{64} << 20;
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kCacheLargeBlocks = false;
@@ -73,39 +79,63 @@ class LargeBlockCache {
   // A cached block of exactly `bytes` bytes, or nullptr.
   void* Take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = blocks_.find(bytes);
-    if (it == blocks_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
-    it->second.pop_back();
+    auto it = buckets_.find(bytes);
+    if (it == buckets_.end() || it->second.blocks.empty()) return nullptr;
+    void* p = it->second.blocks.back();
+    it->second.blocks.pop_back();
+    it->second.last_use = ++tick_;
     cached_bytes_ -= bytes;
     return p;
   }
 
-  // Keeps `p` for reuse if it fits under the cap, frees it otherwise.
+  // Keeps `p` for reuse, evicting blocks of the least recently used other sizes when the
+  // total would exceed the cap; frees `p` when it is too large or cannot be made to fit.
   void Give(void* p, size_t bytes) {
+    std::vector<void*> evicted;
+    bool kept = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (cached_bytes_ + bytes <= kMaxCachedBytes) {
-        blocks_[bytes].push_back(p);
-        cached_bytes_ += bytes;
-        return;
+      if (bytes <= max_block_bytes_ && bytes <= max_bytes_) {
+        while (cached_bytes_ + bytes > max_bytes_) {
+          Bucket* oldest = nullptr;
+          size_t oldest_size = 0;
+          for (auto& [size, bucket] : buckets_) {
+            if (size == bytes || bucket.blocks.empty()) continue;
+            if (oldest == nullptr || bucket.last_use < oldest->last_use) {
+              oldest = &bucket;
+              oldest_size = size;
+            }
+          }
+          if (oldest == nullptr) break;
+          evicted.push_back(oldest->blocks.back());
+          oldest->blocks.pop_back();
+          cached_bytes_ -= oldest_size;
+        }
+        if (cached_bytes_ + bytes <= max_bytes_) {
+          Bucket& bucket = buckets_[bytes];
+          bucket.blocks.push_back(p);
+          bucket.last_use = ++tick_;
+          cached_bytes_ += bytes;
+          kept = true;
+        }
       }
     }
-    std::free(p);
+    for (void* q : evicted) std::free(q);
+    if (!kept) std::free(p);
   }
 
   // Frees every kept block; returns their total size.
   size_t ReleaseAll() {
-    absl::flat_hash_map<size_t, std::vector<void*>> blocks;
+    absl::flat_hash_map<size_t, Bucket> buckets;
     size_t released = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      blocks.swap(blocks_);
+      buckets.swap(buckets_);
       released = cached_bytes_;
       cached_bytes_ = 0;
     }
-    for (auto& [bytes, list] : blocks) {
-      for (void* p : list) std::free(p);
+    for (auto& [bytes, bucket] : buckets) {
+      for (void* p : bucket.blocks) std::free(p);
     }
     return released;
   }
@@ -115,10 +145,27 @@ class LargeBlockCache {
     return cached_bytes_;
   }
 
+  void SetLimits(size_t max_bytes, size_t max_block_bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      max_bytes_ = max_bytes;
+      max_block_bytes_ = max_block_bytes;
+    }
+    ReleaseAll();
+  }
+
  private:
+  struct Bucket {
+    std::vector<void*> blocks;  // free blocks of this size
+    uint64_t last_use = 0;      // tick of the last Give or Take of this size
+  };
+
   std::mutex mu_;
-  absl::flat_hash_map<size_t, std::vector<void*>> blocks_;  // free blocks by size
+  absl::flat_hash_map<size_t, Bucket> buckets_;
   size_t cached_bytes_ = 0;
+  uint64_t tick_ = 0;
+  size_t max_bytes_ = kDefaultMaxCachedBytes;
+  size_t max_block_bytes_ = kDefaultMaxCachedBlockBytes;
 };
 
 std::shared_ptr<float[]> Allocate(int64_t n) {
@@ -307,5 +354,14 @@ size_t ReleaseCachedTensorMemory() {
 }
 
 size_t CachedTensorBytes() { return LargeBlockCache::Get().cached_bytes(); }
+
+namespace internal {
+void SetTensorCacheLimitsForTesting(size_t max_bytes, size_t max_block_bytes) {
+  LargeBlockCache::Get().SetLimits(max_bytes, max_block_bytes);
+}
+void ResetTensorCacheLimitsForTesting() {
+  LargeBlockCache::Get().SetLimits(kDefaultMaxCachedBytes, kDefaultMaxCachedBlockBytes);
+}
+}  // namespace internal
 
 }  // namespace otgen::nn

@@ -17,6 +17,7 @@
 #ifndef OTGEN_NN_TENSOR_H_
 #define OTGEN_NN_TENSOR_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -99,12 +100,12 @@ class Tensor {
 // Resolves a possibly negative axis against `rank`; aborts when out of range.
 int NormalizeAxis(int axis, int rank);
 
-// Tensor storage of 16 KiB and more is recycled: a freed block is kept (up to 256 MiB in
-// all) and handed to the next allocation of the same size, which saves the page faults of
-// fresh memory in training loops that allocate the same shapes every iteration. Blocks of
-// sizes a later phase never asks for stay resident, though. ReleaseCachedTensorMemory()
-// frees every kept block and returns free heap memory to the system (malloc_trim); call it
-// between phases with different shapes, e.g. after building an evaluation model and before
+// Tensor storage of 16 KiB to 64 MiB is recycled: a freed block is kept (up to 256 MiB in
+// all; the least recently used sizes make room for new ones) and handed to the next
+// allocation of the same size, which saves the page faults of fresh memory in training loops
+// that allocate the same shapes every iteration. ReleaseCachedTensorMemory() frees every
+// kept block and returns free heap memory to the system (malloc_trim); call it between
+// phases with different shapes, e.g. after an evaluation model's one-off pass and before
 // training. Returns the bytes of kept blocks it freed. Thread-safe.
 size_t ReleaseCachedTensorMemory();
 // Bytes currently kept for reuse.
@@ -119,6 +120,9 @@ size_t CachedTensorBytes();
   } while (0)
 
 namespace internal {
+// Tests: the cache's total and per-block limits (in bytes; releases the kept blocks).
+void SetTensorCacheLimitsForTesting(size_t max_bytes, size_t max_block_bytes);
+void ResetTensorCacheLimitsForTesting();
 [[noreturn]] void CheckFailed(const char* file, int line, const char* condition,
                               const std::string& message);
 }  // namespace internal

@@ -100,5 +100,44 @@ TEST(TensorTest, ReleaseCachedTensorMemoryFreesKeptBlocks) {
   EXPECT_EQ(c.data()[n - 1], 2.0f);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
+// The cache keeps at most its total limit, evicting the least recently used other sizes, and
+// never keeps a block over its per-block limit. Hits are visible as CachedTensorBytes()
+// dropping by the block's size when a tensor of that size is allocated.
+TEST(TensorTest, StorageCacheEvictsTheLeastRecentlyUsedSizes) {
+  constexpr size_t kKiB = 1024;
+  internal::SetTensorCacheLimitsForTesting(400 * kKiB, 200 * kKiB);
+  const int64_t n1 = 25 * 1024, n2 = 37 * 1024, n3 = 45 * 1024, big = 60 * 1024;  // 100, 148, 180, 240 KiB
+  const size_t b1 = n1 * 4, b2 = n2 * 4, b3 = n3 * 4;
+  { Tensor t = Tensor::Zeros({big}); }
+  EXPECT_EQ(CachedTensorBytes(), 0u) << "a block over the per-block limit is not kept";
+  { Tensor t = Tensor::Zeros({n1}); }
+  { Tensor t = Tensor::Zeros({n2}); }
+  EXPECT_EQ(CachedTensorBytes(), b1 + b2);
+  // 100 + 148 + 180 KiB > 400 KiB: the block of the oldest size (n1) makes room.
+  { Tensor t = Tensor::Zeros({n3}); }
+  EXPECT_EQ(CachedTensorBytes(), b2 + b3);
+  {
+    Tensor t = Tensor::Zeros({n1});  // a miss: n1 was evicted
+    EXPECT_EQ(CachedTensorBytes(), b2 + b3);
+  }
+  // Giving n1 back evicts n2 now (n3 was used more recently).
+  EXPECT_EQ(CachedTensorBytes(), b1 + b3);
+  {
+    Tensor t = Tensor::Zeros({n3});  // a hit
+    EXPECT_EQ(CachedTensorBytes(), b1);
+    t.data()[n3 - 1] = 1.0f;
+  }
+  {
+    Tensor t = Tensor::Full({n1}, 5.0f);  // a hit, fully rewritten
+    EXPECT_EQ(CachedTensorBytes(), b3);
+    EXPECT_EQ(t.data()[0], 5.0f);
+    EXPECT_EQ(t.data()[n1 - 1], 5.0f);
+  }
+  internal::ResetTensorCacheLimitsForTesting();
+  EXPECT_EQ(CachedTensorBytes(), 0u);
+}
+#endif
+
 }  // namespace
 }  // namespace otgen::nn
