@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nn/onednn_context.h"
+#include "nn/precision.h"
 #include "nn/ops.h"
 #include "nn/tensor_math.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -218,13 +219,29 @@ bool UseBlocked(bool auto_choice) {
 
 float* Ptr(const Tensor& t) { return const_cast<float*>(t.data()); }
 
-dnnl::convolution_forward::primitive_desc ConvForwardPd(const ConvShape& c, bool blocked, bool bias) {
+// Mixed precision (nn/precision.h): the bf16 operands of a blocked-layout primitive come
+// from the plan's reorders, which convert while they re-lay the data out. Plain-layout
+// primitives (few channels, little work) stay float32.
+bool UseBFloat16(bool blocked) { return blocked && CurrentComputePrecision() == ComputePrecision::kBFloat16; }
+
+// True when oneDNN runs `pd` with native bf16 dot products (not a reference kernel or an
+// emulation); bf16 plans fall back to float32 otherwise.
+bool NativeBFloat16(const dnnl::primitive_desc_base& pd) {
+  const std::string impl = pd.impl_info_str();
+  return impl.find("bf16") != std::string::npos || impl.find("amx") != std::string::npos;
+}
+
+const char* PrecisionKey(bool bf16) { return bf16 ? "|bf16" : "|f32"; }
+
+// `operands`: the type of src and weights (dst and bias are float32).
+dnnl::convolution_forward::primitive_desc ConvForwardPd(const ConvShape& c, bool blocked, bool bias,
+                                                        memory::data_type operands = kF32) {
   const Tag data_tag = blocked ? Tag::any : Tag::nchw;
   const Tag weights_tag = blocked ? Tag::any : Tag::oihw;
   const memory::desc bias_md = bias ? memory::desc({c.o}, kF32, Tag::x) : memory::desc();
   dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                       memory::desc(c.src(), kF32, data_tag),
-                                       memory::desc(c.weights(), kF32, weights_tag), bias_md,
+                                       memory::desc(c.src(), operands, data_tag),
+                                       memory::desc(c.weights(), operands, weights_tag), bias_md,
                                        memory::desc(c.dst(), kF32, data_tag), c.strides(), c.pads(), c.pads());
   return dnnl::convolution_forward::primitive_desc(desc, OneDnnContext::Get().engine());
 }
@@ -232,9 +249,11 @@ dnnl::convolution_forward::primitive_desc ConvForwardPd(const ConvShape& c, bool
 // dst = conv(src, weights) + bias.
 Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
   const bool blocked = UseBlocked(true);
-  const std::string key = absl::StrCat("otgen.conv_fwd|", c.Key(), "|", bias != nullptr, blocked);
+  const bool bf16 = UseBFloat16(blocked);
+  const std::string key = absl::StrCat("otgen.conv_fwd|", c.Key(), "|", bias != nullptr, blocked, PrecisionKey(bf16));
   const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
-    const auto pd = ConvForwardPd(c, blocked, bias != nullptr);
+    auto pd = ConvForwardPd(c, blocked, bias != nullptr, bf16 ? memory::data_type::bf16 : kF32);
+    if (bf16 && !NativeBFloat16(pd)) pd = ConvForwardPd(c, blocked, bias != nullptr);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.src(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), false},
                                   {DNNL_ARG_DST, memory::desc(c.dst(), kF32, Tag::nchw), true}};
@@ -318,13 +337,17 @@ bool UseGemmBackwardData(const ConvShape& c) {
 // Scratch slots past the primitive arguments' (see Execute).
 constexpr size_t kGemmScratchSlot = 16;
 
-// The matmul [rows, k] x [k, cols], plain row-major, cached by shape.
-dnnl::matmul GemmPrimitive(int64_t rows, int64_t k, int64_t cols) {
-  const std::string key = absl::StrCat("otgen.gemm|", rows, ",", k, ",", cols);
+// The matmul [rows, k] x [k, cols], plain row-major, cached by shape; `operands` is the type
+// of both factors (the product is float32). An empty handle when bf16 has no native kernel.
+dnnl::matmul GemmPrimitive(int64_t rows, int64_t k, int64_t cols, memory::data_type operands) {
+  const bool bf16 = operands == memory::data_type::bf16;
+  const std::string key = absl::StrCat("otgen.gemm|", rows, ",", k, ",", cols, PrecisionKey(bf16));
   return OneDnnContext::Get().GetOrCreate<dnnl::matmul>(key, [&] {
-    const dnnl::matmul::desc desc(memory::desc({rows, k}, kF32, Tag::ab), memory::desc({k, cols}, kF32, Tag::ab),
+    const dnnl::matmul::desc desc(memory::desc({rows, k}, operands, Tag::ab),
+                                  memory::desc({k, cols}, operands, Tag::ab),
                                   memory::desc({rows, cols}, kF32, Tag::ab));
-    return dnnl::matmul(dnnl::matmul::primitive_desc(desc, OneDnnContext::Get().engine()));
+    const dnnl::matmul::primitive_desc pd(desc, OneDnnContext::Get().engine());
+    return !bf16 || NativeBFloat16(pd) ? dnnl::matmul(pd) : dnnl::matmul();
   });
 }
 
@@ -354,19 +377,38 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
     }
   }
   const memory wp_mem(memory::desc({c.o, zcols}, kF32, Tag::ab), ctx.engine(), wp);
+  // Mixed precision (nn/precision.h): bf16 copies of A and Wp, float32 Z.
+  const bool bf16 = CurrentComputePrecision() == ComputePrecision::kBFloat16;
+  constexpr memory::data_type kBf16 = memory::data_type::bf16;
+  uint16_t* wp16 = nullptr;
+  uint16_t* a16 = nullptr;
+  if (bf16) {
+    wp16 = static_cast<uint16_t*>(Scratch(kGemmScratchSlot + 4, sizeof(uint16_t) * c.o * zcols));
+    a16 = static_cast<uint16_t*>(Scratch(kGemmScratchSlot + 5, sizeof(uint16_t) * chunk * pin * c.o));
+    internal::ConvertToBFloat16(wp, c.o * zcols, wp16);
+  }
   const float* x = dst_grad.data();
   const float* b = bias != nullptr ? bias->data() : nullptr;
   for (int64_t n0 = 0; n0 < c.n; n0 += chunk) {
     const int64_t images = std::min(chunk, c.n - n0);
+    const int64_t rows = images * pin;
+    const dnnl::matmul gemm16 = bf16 ? GemmPrimitive(rows, c.o, zcols, kBf16) : dnnl::matmul();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
       TransposeMatrix(x + (n0 + n) * c.o * pin, c.o, pin, pin, a + n * pin * c.o, c.o);
+      if (gemm16) internal::ConvertToBFloat16(a + n * pin * c.o, pin * c.o, a16 + n * pin * c.o);
     }
-    const int64_t rows = images * pin;
-    GemmPrimitive(rows, c.o, zcols)
-        .execute(ctx.stream(), {{DNNL_ARG_SRC, memory(memory::desc({rows, c.o}, kF32, Tag::ab), ctx.engine(), a)},
-                                {DNNL_ARG_WEIGHTS, wp_mem},
-                                {DNNL_ARG_DST, memory(memory::desc({rows, zcols}, kF32, Tag::ab), ctx.engine(), z)}});
+    if (gemm16) {
+      gemm16.execute(ctx.stream(),
+                     {{DNNL_ARG_SRC, memory(memory::desc({rows, c.o}, kBf16, Tag::ab), ctx.engine(), a16)},
+                      {DNNL_ARG_WEIGHTS, memory(memory::desc({c.o, zcols}, kBf16, Tag::ab), ctx.engine(), wp16)},
+                      {DNNL_ARG_DST, memory(memory::desc({rows, zcols}, kF32, Tag::ab), ctx.engine(), z)}});
+    } else {
+      GemmPrimitive(rows, c.o, zcols, kF32)
+          .execute(ctx.stream(), {{DNNL_ARG_SRC, memory(memory::desc({rows, c.o}, kF32, Tag::ab), ctx.engine(), a)},
+                                  {DNNL_ARG_WEIGHTS, wp_mem},
+                                  {DNNL_ARG_DST, memory(memory::desc({rows, zcols}, kF32, Tag::ab), ctx.engine(), z)}});
+    }
     ctx.stream().wait();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
@@ -408,16 +450,23 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
 Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
   if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c);
   const bool blocked = UseBlocked(c.i >= kMinBlockedChannels);
-  const std::string key = absl::StrCat("otgen.conv_bwd_data|", c.Key(), "|", bias != nullptr, blocked);
+  const bool bf16 = UseBFloat16(blocked);
+  const std::string key =
+      absl::StrCat("otgen.conv_bwd_data|", c.Key(), "|", bias != nullptr, blocked, PrecisionKey(bf16));
   const memory::dims deconv_weights = {c.i, c.o, c.kh, c.kw};
   const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
     const Tag data_tag = blocked ? Tag::any : Tag::nchw;
     const memory::desc bias_md = bias != nullptr ? memory::desc({c.i}, kF32, Tag::x) : memory::desc();
-    dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::deconvolution_direct,
-                                           memory::desc(c.dst(), kF32, data_tag),
-                                           memory::desc(deconv_weights, kF32, blocked ? Tag::any : Tag::iohw), bias_md,
-                                           memory::desc(c.src(), kF32, data_tag), c.strides(), c.pads(), c.pads());
-    const dnnl::deconvolution_forward::primitive_desc pd(desc, OneDnnContext::Get().engine());
+    auto make_pd = [&](memory::data_type operands) {
+      dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::deconvolution_direct,
+                                             memory::desc(c.dst(), operands, data_tag),
+                                             memory::desc(deconv_weights, operands, blocked ? Tag::any : Tag::iohw),
+                                             bias_md, memory::desc(c.src(), kF32, data_tag), c.strides(), c.pads(),
+                                             c.pads());
+      return dnnl::deconvolution_forward::primitive_desc(desc, OneDnnContext::Get().engine());
+    };
+    auto pd = make_pd(bf16 ? memory::data_type::bf16 : kF32);
+    if (bf16 && !NativeBFloat16(pd)) pd = make_pd(kF32);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.dst(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_WEIGHTS, memory::desc(deconv_weights, kF32, Tag::iohw), false},
                                   {DNNL_ARG_DST, memory::desc(c.src(), kF32, Tag::nchw), true}};
@@ -435,17 +484,23 @@ Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, con
 // `bias_grad` is given it receives sum_{n,y,x} dst_grad[n,o,y,x] from the same pass.
 Tensor ConvBackwardWeightsKernel(const Tensor& src, const Tensor& dst_grad, Tensor* bias_grad, const ConvShape& c) {
   const bool blocked = UseBlocked(true);
+  const bool bf16 = UseBFloat16(blocked);
   const bool bias = bias_grad != nullptr;
-  const std::string key = absl::StrCat("otgen.conv_bwd_weights|", c.Key(), "|", bias, blocked);
+  const std::string key = absl::StrCat("otgen.conv_bwd_weights|", c.Key(), "|", bias, blocked, PrecisionKey(bf16));
   const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
-    const auto hint = ConvForwardPd(c, blocked, bias);
     const Tag data_tag = blocked ? Tag::any : Tag::nchw;
     const memory::desc bias_md = bias ? memory::desc({c.o}, kF32, Tag::x) : memory::desc();
-    dnnl::convolution_backward_weights::desc desc(
-        dnnl::algorithm::convolution_direct, memory::desc(c.src(), kF32, data_tag),
-        memory::desc(c.weights(), kF32, blocked ? Tag::any : Tag::oihw), bias_md, memory::desc(c.dst(), kF32, data_tag),
-        c.strides(), c.pads(), c.pads());
-    const dnnl::convolution_backward_weights::primitive_desc pd(desc, OneDnnContext::Get().engine(), hint);
+    // src and diff_dst of type `operands`; the weight and bias gradients float32.
+    auto make_pd = [&](memory::data_type operands) {
+      const auto hint = ConvForwardPd(c, blocked, bias, operands);
+      dnnl::convolution_backward_weights::desc desc(
+          dnnl::algorithm::convolution_direct, memory::desc(c.src(), operands, data_tag),
+          memory::desc(c.weights(), kF32, blocked ? Tag::any : Tag::oihw), bias_md,
+          memory::desc(c.dst(), operands, data_tag), c.strides(), c.pads(), c.pads());
+      return dnnl::convolution_backward_weights::primitive_desc(desc, OneDnnContext::Get().engine(), hint);
+    };
+    auto pd = make_pd(bf16 ? memory::data_type::bf16 : kF32);
+    if (bf16 && !NativeBFloat16(pd)) pd = make_pd(kF32);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.src(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_DIFF_DST, memory::desc(c.dst(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_DIFF_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), true}};

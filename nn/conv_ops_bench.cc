@@ -5,6 +5,9 @@
 //   bazel run -c opt //nn:conv_ops_bench
 //   bazel run -c opt //nn:conv_ops_bench -- --benchmark_filter=Sdot
 //
+// The second argument of BM_ConvForward / BM_ConvForwardBackward is the precision: 0 =
+// float32, 1 = bf16 operands with float32 accumulation (nn/precision.h).
+//
 // "Forward" runs without recording; "ForwardBackward" records and back-propagates a random
 // cotangent to the input and all parameters. GFLOP/s counts 2 * MACs of the forward
 // convolution per pass (a backward pass costs two such passes).
@@ -22,6 +25,7 @@
 #include "nn/autograd.h"
 #include "nn/conv_ops.h"
 #include "nn/ops.h"
+#include "nn/precision.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
 
@@ -92,6 +96,8 @@ void SetLabel(benchmark::State& state, const ConvSpec& s) { state.SetLabel(Label
 
 void BM_ConvForward(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
+  const ComputePrecisionGuard precision(state.range(1) != 0 ? ComputePrecision::kBFloat16
+                                                                : ComputePrecision::kFloat32);
   const ConvSetup c = MakeSetup(s, false);
   NoGradGuard no_grad;
   for (auto _ : state) {
@@ -104,6 +110,8 @@ void BM_ConvForward(benchmark::State& state) {
 
 void BM_ConvForwardBackward(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
+  const ComputePrecisionGuard precision(state.range(1) != 0 ? ComputePrecision::kBFloat16
+                                                                : ComputePrecision::kFloat32);
   ConvSetup c = MakeSetup(s, true);
   const Var cotangent = Var::Constant(c.cotangent);
   for (auto _ : state) {
@@ -141,8 +149,16 @@ BENCHMARK(BM_ConvTransposeKernels)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-BENCHMARK(BM_ConvForward)->DenseRange(0, 8)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ConvForwardBackward)->DenseRange(0, 8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvForward)
+    ->ArgNames({"spec", "bf16"})
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 8, 1), {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_ConvForwardBackward)
+    ->ArgNames({"spec", "bf16"})
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 8, 1), {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Batch normalization of [N, C, H, W] (args: N, C, H).
 void BM_BatchNorm2dTrainingForward(benchmark::State& state) {

@@ -20,6 +20,9 @@
 //   bazel run -c opt //nn:networks_bench
 //   bazel run -c opt //nn:networks_bench -- --benchmark_filter=Toy
 //
+// Each benchmark runs twice: /bf16:0 in float32, /bf16:1 with bf16 operands and float32
+// accumulation for the matmuls and convolutions (nn/precision.h; everything else float32).
+//
 // The *Phases benchmarks run the same iterations with wall-clock laps around each part of
 // the steps (generator forward, critic forwards, penalty gradient with create_graph,
 // parameter backward, Adam) and report milliseconds per iteration, to see where the time
@@ -39,6 +42,7 @@
 #include "nn/layers.h"
 #include "nn/onednn_context.h"
 #include "nn/ops.h"
+#include "nn/precision.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
 #include "optim/adam.h"
@@ -48,9 +52,16 @@ namespace {
 
 namespace L = layers;
 
+// Argument 0 of every benchmark: 0 = float32, 1 = bf16 operands for the matmuls and
+// convolutions (mixed precision, nn/precision.h).
+ComputePrecisionGuard PrecisionArg(const benchmark::State& state) {
+  return ComputePrecisionGuard(state.range(0) != 0 ? ComputePrecision::kBFloat16 : ComputePrecision::kFloat32);
+}
+
 // ---- Linear ----------------------------------------------------------------------------------
 
 void BM_LinearForwardBackward(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   constexpr int64_t kBatch = 256, kIn = 512, kOut = 512;
   Rng rng(1);
   L::Linear linear(kIn, kOut, rng);
@@ -66,7 +77,7 @@ void BM_LinearForwardBackward(benchmark::State& state) {
   const double flops = 3.0 * 2.0 * kBatch * kIn * kOut;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_LinearForwardBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearForwardBackward)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // ---- WGAN-GP training step ---------------------------------------------------------------------
 
@@ -247,18 +258,20 @@ std::unique_ptr<WganGp> MakeDcgan() {
 }
 
 void BM_WganGpToy(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   auto gan = MakeToy();
   gan->Iteration();  // warm-up: primitive creation, first allocations
   for (auto _ : state) gan->Iteration();
 }
-BENCHMARK(BM_WganGpToy)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_WganGpToy)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnist(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   auto gan = MakeDcgan();
   gan->Iteration();
   for (auto _ : state) gan->Iteration();
 }
-BENCHMARK(BM_WganGpDcganMnist)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_WganGpDcganMnist)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 // Where the time of a generator iteration goes: milliseconds per iteration in each phase,
 // summed over the 5 critic steps ("critic_*") and for the generator step ("gen_*").
@@ -280,20 +293,23 @@ void RunPhases(benchmark::State& state, WganGp& gan) {
 }
 
 void BM_WganGpToyPhases(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   auto gan = MakeToy();
   RunPhases(state, *gan);
 }
-BENCHMARK(BM_WganGpToyPhases)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_WganGpToyPhases)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnistPhases(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   auto gan = MakeDcgan();
   RunPhases(state, *gan);
 }
-BENCHMARK(BM_WganGpDcganMnistPhases)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_WganGpDcganMnistPhases)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 // ---- SDOT generator --------------------------------------------------------------------------
 
 void BM_SdotGeneratorForward(benchmark::State& state) {
+  const ComputePrecisionGuard precision = PrecisionArg(state);
   constexpr int64_t kBatch = 200;
   Rng rng(1);
   L::Sequential g;
@@ -321,7 +337,7 @@ void BM_SdotGeneratorForward(benchmark::State& state) {
                        (100.0 * 12544 + 7 * 7 * 256.0 * 128 * 16 + 14 * 14 * 128.0 * 64 * 16 + 28 * 28 * 64.0 * 9);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_SdotGeneratorForward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SdotGeneratorForward)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace otgen::nn

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nn/onednn_context.h"
+#include "nn/precision.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace otgen::nn::math {
@@ -1000,6 +1001,21 @@ Shape MatMulShape(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
 }
 
 // out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
+// True for oneDNN implementations with native bf16 dot products (not the reference kernels
+// or an emulation through float32).
+bool NativeBFloat16Impl(const std::string& impl) {
+  return impl.find("bf16") != std::string::npos || impl.find("amx") != std::string::npos;
+}
+
+// Per-thread bf16 operand copies for mixed-precision products, grown to the largest size
+// seen (slot 0: A, slot 1: B).
+uint16_t* BFloat16Scratch(int slot, int64_t n) {
+  thread_local std::array<std::vector<uint16_t>, 2> buffers;
+  std::vector<uint16_t>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
+  return b.data();
+}
+
 void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out) {
   const bool batched = a.rank() == 3;
   const int64_t batch = batched ? a.dim(0) : 1;
@@ -1048,10 +1064,31 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   absl::StrAppend(&key, transpose_a ? "T" : "N", transpose_b ? "T" : "N");
   AppendDims(&key, a_dims);
   AppendDims(&key, c_dims);
-  const memory::desc a_md(a_dims, memory::data_type::f32, a_strides);
-  const memory::desc b_md(b_dims, memory::data_type::f32, b_strides);
   const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
   OneDnnContext& ctx = OneDnnContext::Get();
+  if (CurrentComputePrecision() == ComputePrecision::kBFloat16) {
+    // Mixed precision (nn/precision.h): bf16 copies of the operands in their own layouts
+    // (transposes stay strides), float32 accumulation and result. Without a native bf16
+    // kernel for these strides the product stays float32.
+    const memory::desc a16_md(a_dims, memory::data_type::bf16, a_strides);
+    const memory::desc b16_md(b_dims, memory::data_type::bf16, b_strides);
+    const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(absl::StrCat(key, "bf16"), [&] {
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a16_md, b16_md, c_md), ctx.engine());
+      return NativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
+    });
+    if (primitive) {
+      uint16_t* a16 = BFloat16Scratch(0, a.numel());
+      uint16_t* b16 = BFloat16Scratch(1, b.numel());
+      nn::internal::ConvertToBFloat16(a.data(), a.numel(), a16);
+      nn::internal::ConvertToBFloat16(b.data(), b.numel(), b16);
+      Execute(primitive, {{DNNL_ARG_SRC, memory(a16_md, ctx.engine(), a16)},
+                          {DNNL_ARG_WEIGHTS, memory(b16_md, ctx.engine(), b16)},
+                          {DNNL_ARG_DST, Wrap(c_md, out.data())}});
+      return;
+    }
+  }
+  const memory::desc a_md(a_dims, memory::data_type::f32, a_strides);
+  const memory::desc b_md(b_dims, memory::data_type::f32, b_strides);
   const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(key, [&] {
     return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), ctx.engine()));
   });

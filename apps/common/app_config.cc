@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "apps/common/flags.h"
 #include "nn/onednn_context.h"
+#include "nn/precision.h"
 #include "nn/status_macros.h"
 
 namespace otgen::apps {
@@ -47,6 +48,8 @@ absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValid
     std::fflush(stdout);
   }
   if (run.threads() > 0) nn::SetNumThreads(run.threads());
+  nn::SetDefaultComputePrecision(run.precision() == RunConfig::BFLOAT16 ? nn::ComputePrecision::kBFloat16
+                                                                         : nn::ComputePrecision::kFloat32);
   return absl::OkStatus();
 }
 

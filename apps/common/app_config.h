@@ -3,7 +3,7 @@
 //   1. the config is read from --config (a text proto; a relative path is tried as given, then
 //      against $BUILD_WORKING_DIRECTORY, the folder `bazel run` was called from), or parsed
 //      from the app's built-in default when --config is empty;
-//   2. --output_dir, --seed, --steps and --threads override run/schedule fields;
+//   2. --output_dir, --seed, --steps, --threads and --precision override run/schedule fields;
 //   3. a relative run.output_dir is made absolute against $BUILD_WORKING_DIRECTORY (so
 //      `bazel run //apps/sdot -- --output_dir=out` writes next to the user, not into the
 //      runfiles tree);
@@ -11,7 +11,8 @@
 //      field and the expected value;
 //   5. output_dir is created, the effective config (every field, defaults included) is written
 //      to output_dir/config.pbtxt (atomically) and printed on stdout;
-//   6. oneDNN/OpenMP use run.threads threads (0 = all cores).
+//   6. oneDNN/OpenMP use run.threads threads (0 = all cores), and the networks' products the
+//      precision of run.precision (nn::SetDefaultComputePrecision).
 //
 // Usage in an app's main (after absl::ParseCommandLine):
 //   SdotConfig config;

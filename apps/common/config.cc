@@ -16,6 +16,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "nn/precision.h"
 
 namespace otgen::apps {
 namespace {
@@ -131,6 +132,11 @@ absl::Status ApplyOverrides(const ConfigOverrides& o, Message* config) {
   if (o.output_dir) r->set_output_dir(*o.output_dir);
   if (o.seed) r->set_seed(*o.seed);
   if (o.threads) r->set_threads(*o.threads);
+  if (o.precision) {
+    absl::StatusOr<nn::ComputePrecision> p = nn::ParseComputePrecision(*o.precision);
+    if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("--precision: ", p.status().message()));
+    r->set_precision(*p == nn::ComputePrecision::kBFloat16 ? RunConfig::BFLOAT16 : RunConfig::FLOAT32);
+  }
   if (o.steps) s->set_steps(*o.steps);
   return absl::OkStatus();
 }
@@ -149,6 +155,11 @@ absl::Status ValidateCommon(const Message& config) {
   if (run->output_dir().empty()) return absl::InvalidArgumentError("run.output_dir: expected a non-empty path");
   if (run->threads() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("run.threads: expected >= 0 (0 = all cores), got ", run->threads()));
+  }
+  if (run->precision() == RunConfig::BFLOAT16 && !nn::NativeBFloat16Available()) {
+    return absl::InvalidArgumentError(
+        "run.precision: BFLOAT16 needs a CPU with native bf16 dot products (AVX512_BF16 or AMX), which this one "
+        "lacks; use FLOAT32");
   }
   struct Field {
     const char* name;

@@ -30,6 +30,8 @@ struct ConfigOverrides {
   std::optional<uint64_t> seed;
   std::optional<int64_t> steps;
   std::optional<int32_t> threads;
+  // "float32"/"f32"/"fp32" or "bfloat16"/"bf16" (nn::ParseComputePrecision).
+  std::optional<std::string> precision;
 };
 
 // Parses the text proto at `path` into `config` (cleared first). NotFoundError for a
@@ -39,8 +41,9 @@ absl::Status LoadConfig(const std::string& path, google::protobuf::Message* conf
 // Parses text directly (`source` names it in errors).
 absl::Status ParseConfig(const std::string& text, const std::string& source, google::protobuf::Message* config);
 
-// Sets run.output_dir / run.seed / run.threads / schedule.steps from `overrides`.
-// InvalidArgumentError when `config` lacks the `run` or `schedule` field.
+// Sets run.output_dir / run.seed / run.threads / run.precision / schedule.steps from
+// `overrides`. InvalidArgumentError when `config` lacks the `run` or `schedule` field, or
+// for an unknown precision name.
 absl::Status ApplyOverrides(const ConfigOverrides& overrides, google::protobuf::Message* config);
 
 // The run and schedule sub-messages of an app config.

@@ -7,6 +7,7 @@
 #include "apps/common/test_app.pb.h"
 #include "apps/common/test_files.h"
 #include "gtest/gtest.h"
+#include "nn/precision.h"
 
 namespace otgen::apps {
 namespace {
@@ -27,6 +28,31 @@ TEST(ConfigTest, ParsesTextProtoAndAppliesOverrides) {
   EXPECT_EQ(c.run().output_dir(), "/x/y");
   EXPECT_EQ(c.run().threads(), 1);
   EXPECT_FLOAT_EQ(c.lambda(), 0.5f);
+}
+
+TEST(ConfigTest, PrecisionOverrideParsesNamesAndRejectsOthers) {
+  testing::TestAppConfig c;
+  ASSERT_TRUE(ParseConfig("run { precision: BFLOAT16 }", "inline", &c).ok());
+  EXPECT_EQ(c.run().precision(), RunConfig::BFLOAT16);
+  ConfigOverrides o;
+  o.precision = "float32";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.run().precision(), RunConfig::FLOAT32);
+  o.precision = "bf16";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.run().precision(), RunConfig::BFLOAT16);
+  o.precision = "fp16";
+  const absl::Status s = ApplyOverrides(o, &c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--precision"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("\"fp16\""), std::string::npos) << s;
+  // Accepted by validation exactly when the CPU has native bf16 dot products.
+  const absl::Status v = ValidateCommon(c);
+  if (nn::NativeBFloat16Available()) {
+    EXPECT_TRUE(v.ok()) << v;
+  } else {
+    EXPECT_NE(v.message().find("run.precision"), std::string::npos) << v;
+  }
 }
 
 TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {

@@ -4,6 +4,7 @@
 //   --seed=N              overrides run.seed
 //   --steps=N             overrides schedule.steps
 //   --threads=N           overrides run.threads (oneDNN/OpenMP threads)
+//   --precision=P         overrides run.precision: float32, or bf16 (mixed precision)
 //   --resume              continue from the newest checkpoint in the output folder
 // Link //apps/common:flags into a binary to define them; read them after
 // absl::ParseCommandLine.
@@ -22,11 +23,12 @@ ABSL_DECLARE_FLAG(absl::optional<std::string>, output_dir);
 ABSL_DECLARE_FLAG(absl::optional<uint64_t>, seed);
 ABSL_DECLARE_FLAG(absl::optional<int64_t>, steps);
 ABSL_DECLARE_FLAG(absl::optional<int32_t>, threads);
+ABSL_DECLARE_FLAG(absl::optional<std::string>, precision);
 ABSL_DECLARE_FLAG(bool, resume);
 
 namespace otgen::apps {
 
-// The overrides given by --output_dir, --seed, --steps, --threads.
+// The overrides given by --output_dir, --seed, --steps, --threads, --precision.
 ConfigOverrides OverridesFromFlags();
 
 }  // namespace otgen::apps
