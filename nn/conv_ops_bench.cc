@@ -127,13 +127,15 @@ void BM_ConvForwardBackward(benchmark::State& state) {
 }
 
 // The transposed convolutions under each kernel choice (second argument: 0 = kAuto,
-// 1 = oneDNN blocked, 2 = matmul + col2im), to check kAuto's choice.
+// 1 = oneDNN blocked, 2 = matmul + col2im; third: bf16), to check kAuto's choice.
 void BM_ConvTransposeKernels(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
   const internal::ConvLayout layouts[] = {internal::ConvLayout::kAuto, internal::ConvLayout::kBlocked,
                                           internal::ConvLayout::kGemm};
   const char* names[] = {"auto", "onednn-blocked", "gemm"};
   internal::SetConvLayoutForTesting(layouts[state.range(1)]);
+  const ComputePrecisionGuard precision(state.range(2) != 0 ? ComputePrecision::kBFloat16
+                                                            : ComputePrecision::kFloat32);
   const ConvSetup c = MakeSetup(s, false);
   NoGradGuard no_grad;
   for (auto _ : state) {
@@ -142,10 +144,11 @@ void BM_ConvTransposeKernels(benchmark::State& state) {
   }
   internal::SetConvLayoutForTesting(internal::ConvLayout::kAuto);
   state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(absl::StrCat(names[state.range(1)], " ", Label(s)));
+  state.SetLabel(absl::StrCat(names[state.range(1)], state.range(2) != 0 ? " bf16 " : " ", Label(s)));
 }
 BENCHMARK(BM_ConvTransposeKernels)
-    ->ArgsProduct({{3, 4, 6, 7}, {1, 2}})
+    ->ArgNames({"spec", "layout", "bf16"})
+    ->ArgsProduct({{3, 4, 6, 7}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -9,7 +9,8 @@
 //   BM_W2ganIteration/eq:1/threads:1   plus the c-equality penalty (eq. 23, lambda_eq = 200, as
 //                                      A.10 uses): second-order autodiff through phi and psi
 //   threads = oneDNN/OpenMP threads (the machine has 2 cores; 1 avoids OpenMP spin-waits when
-//   the other core is busy).
+//   the other core is busy); bf16 = 1: bf16 operands and float32 accumulation for the matmuls
+//   (nn/precision.h).
 //
 //   bazel run -c opt //apps/w2gan:w2gan_bench
 //
@@ -29,6 +30,7 @@
 #include "nn/autograd.h"
 #include "nn/layers.h"
 #include "nn/onednn_context.h"
+#include "nn/precision.h"
 #include "optim/adam.h"
 
 namespace otgen::apps::w2gan {
@@ -40,6 +42,8 @@ using nn::Var;
 void BM_W2ganIteration(benchmark::State& state) {
   const bool eq = state.range(0) != 0;
   nn::SetNumThreads(static_cast<int>(state.range(1)));
+  const nn::ComputePrecisionGuard precision(state.range(2) != 0 ? nn::ComputePrecision::kBFloat16
+                                                                : nn::ComputePrecision::kFloat32);
   constexpr int64_t kBatch = 256;
   constexpr int kCriticSteps = 5;
   nn::Rng rng(1);
@@ -85,11 +89,8 @@ void BM_W2ganIteration(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_W2ganIteration)
-    ->ArgNames({"eq", "threads"})
-    ->Args({0, 1})
-    ->Args({1, 1})
-    ->Args({0, 2})
-    ->Args({1, 2})
+    ->ArgNames({"eq", "threads", "bf16"})
+    ->ArgsProduct({{0, 1}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

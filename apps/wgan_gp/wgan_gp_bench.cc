@@ -14,6 +14,7 @@
 #include "apps/common/config.h"
 #include "apps/wgan_gp/wgan_gp.h"
 #include "benchmark/benchmark.h"
+#include "nn/precision.h"
 
 namespace otgen::apps::wgan_gp {
 namespace {
@@ -24,21 +25,25 @@ WganGpConfig Load(const char* path) {
   return config;
 }
 
+// Argument bf16: 0 = float32, 1 = bf16 operands and float32 accumulation for the networks'
+// matmuls and convolutions (run.precision: BFLOAT16, nn/precision.h).
 void Run(benchmark::State& state, const WganGpConfig& config) {
+  const nn::ComputePrecisionGuard precision(state.range(0) != 0 ? nn::ComputePrecision::kBFloat16
+                                                                : nn::ComputePrecision::kFloat32);
   std::unique_ptr<WganGpTrainer> t = WganGpTrainer::Create(config).value();
   for (int i = 0; i < 2; ++i) (void)t->Iteration().value();  // warm-up: primitives, buffers
   for (auto _ : state) benchmark::DoNotOptimize(t->Iteration().value());
 }
 
 void BM_WganGpToy(benchmark::State& state) { Run(state, Load("apps/wgan_gp/configs/wgangp_toy_8gaussians.pbtxt")); }
-BENCHMARK(BM_WganGpToy)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_WganGpToy)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnist(benchmark::State& state) {
   WganGpConfig config = Load("apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt");
   config.mutable_data()->set_batch_size(64);
   Run(state, config);
 }
-BENCHMARK(BM_WganGpDcganMnist)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_WganGpDcganMnist)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 }  // namespace
 }  // namespace otgen::apps::wgan_gp
