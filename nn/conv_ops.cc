@@ -808,6 +808,7 @@ void ChannelAffine(const float* x, const BnView& v, const float* scale, const fl
 NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const Tensor* beta, bool training,
                                    const Tensor* running_mean, const Tensor* running_var, float eps) {
   const BnView v(x);
+  const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   NormForward result;
   result.y = Tensor::Empty(x.shape());
   const float* mean;
@@ -838,6 +839,7 @@ NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const T
 NormBackward BatchNormBackwardKernel(const Tensor& x, const Tensor& dy, const Tensor& mean, const Tensor& variance,
                                      const Tensor* gamma, const Tensor* beta, float eps) {
   const BnView v(x);
+  const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   std::vector<double> sum_dy(v.c), sum_dy_xc(v.c);  // sum(dy), sum(dy (x - mu))
   const float* xs = x.data();
   const float* g = dy.data();

@@ -19,4 +19,16 @@ void SetNumThreads(int n) {
 
 int GetNumThreads() { return omp_get_max_threads(); }
 
+ScopedSerialBelow::ScopedSerialBelow(int64_t work, int64_t min_parallel_work) {
+  if (work >= min_parallel_work) return;
+  const int threads = omp_get_max_threads();
+  if (threads <= 1) return;
+  previous_ = threads;
+  omp_set_num_threads(1);
+}
+
+ScopedSerialBelow::~ScopedSerialBelow() {
+  if (previous_ > 0) omp_set_num_threads(previous_);
+}
+
 }  // namespace otgen::nn

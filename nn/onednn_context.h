@@ -13,6 +13,7 @@
 #ifndef OTGEN_NN_ONEDNN_CONTEXT_H_
 #define OTGEN_NN_ONEDNN_CONTEXT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,6 +55,27 @@ class OneDnnContext {
 // Number of threads oneDNN (OpenMP) uses; n <= 0 keeps the default (all cores).
 void SetNumThreads(int n);
 int GetNumThreads();
+
+// Work below which an op runs on one thread: forking and joining an OpenMP team costs a few
+// microseconds, more than a second thread saves on an element-wise op over fewer than
+// kMinParallelElements elements or a product of fewer than kMinParallelMacs multiply-adds
+// (measured on the W2GAN 2-D networks, batch 256, widths 128).
+inline constexpr int64_t kMinParallelElements = int64_t{1} << 15;
+inline constexpr int64_t kMinParallelMacs = int64_t{1} << 20;
+
+// Limits the OpenMP regions the calling thread starts (oneDNN primitives created and run in
+// the scope included: their cache keys carry the thread count) to one thread when `work` is
+// below `min_parallel_work`; otherwise changes nothing. Restores the count on exit.
+class ScopedSerialBelow {
+ public:
+  ScopedSerialBelow(int64_t work, int64_t min_parallel_work);
+  ~ScopedSerialBelow();
+  ScopedSerialBelow(const ScopedSerialBelow&) = delete;
+  ScopedSerialBelow& operator=(const ScopedSerialBelow&) = delete;
+
+ private:
+  int previous_ = 0;  // 0: nothing to restore
+};
 
 }  // namespace otgen::nn
 

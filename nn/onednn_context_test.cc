@@ -17,6 +17,25 @@ dnnl::eltwise_forward MakeLinear(const memory::desc& md, float alpha, float beta
       engine));
 }
 
+TEST(OneDnnContextTest, SmallWorkRunsSeriallyInScope) {
+  SetNumThreads(2);
+  {
+    const ScopedSerialBelow serial(kMinParallelElements - 1, kMinParallelElements);
+    EXPECT_EQ(GetNumThreads(), 1);
+    {
+      const ScopedSerialBelow nested(1, kMinParallelElements);  // already serial: no change
+      EXPECT_EQ(GetNumThreads(), 1);
+    }
+    EXPECT_EQ(GetNumThreads(), 1);
+  }
+  EXPECT_EQ(GetNumThreads(), 2);
+  {
+    const ScopedSerialBelow parallel(kMinParallelMacs, kMinParallelMacs);
+    EXPECT_EQ(GetNumThreads(), 2);
+  }
+  EXPECT_EQ(GetNumThreads(), 2);
+}
+
 TEST(OneDnnContextTest, GetReturnsOneCpuContext) {
   OneDnnContext& a = OneDnnContext::Get();
   OneDnnContext& b = OneDnnContext::Get();

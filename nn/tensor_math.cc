@@ -340,9 +340,6 @@ void BinaryLoop(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out) 
 // ---------------------------------------------------------------------------------------
 // Unary.
 
-// Element counts from which the loops that are not memory-bound split across threads.
-constexpr int64_t kMinParallelElements = 1 << 15;
-
 // Natural logarithm within 1 ulp over all positive floats (checked exhaustively when this
 // was written), branch-free so that loops over it vectorize. oneDNN 2.6's eltwise_log (and
 // logsoftmax, which uses it) has absolute errors up to 4e-6 near x = 1, i.e. log(1 + t)
@@ -635,6 +632,7 @@ bool ReducePrimitive(ReduceKind kind, const Tensor& x, const ReducePlan& plan, T
 Tensor ReduceKeep(ReduceKind kind, const Tensor& x, const ReducePlan& plan) {
   Tensor out = Tensor::Empty(plan.keep_shape);
   if (out.numel() == 0) return out;
+  const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   if (plan.count == 0) {
     out.Fill(kind == ReduceKind::kMean ? kNaN : ReduceIdentity(kind));
     return out;
@@ -796,6 +794,7 @@ Tensor SoftmaxImpl(const Tensor& x, int axis, bool log) {
   const AxisSplit s = SplitAt(x.shape(), axis);
   Tensor out = Tensor::Empty(x.shape());
   if (out.numel() == 0) return out;
+  const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   if (UsePrimitive(x.numel(), kMinPrimitiveTranscendental)) {
     if (log) {
       // Not oneDNN's logsoftmax, whose log is off by up to 4e-6 near 1 (see AccurateLog):
@@ -908,6 +907,7 @@ Tensor Binary(BinaryKind kind, const Tensor& a, const Tensor& b) {
   const Shape shape = BroadcastShapes(a.shape(), b.shape());
   Tensor out = Tensor::Empty(shape);
   if (out.numel() == 0) return out;
+  const ScopedSerialBelow serial(out.numel(), kMinParallelElements);
   if (!UsePrimitive(out.numel(), kMinPrimitiveElements)) {
     BinaryLoop(kind, a, b, out);
     return out;
@@ -936,6 +936,7 @@ Tensor Unary(UnaryKind kind, const Tensor& x, float alpha, float beta) {
   Tensor out = Tensor::Empty(x.shape());
   const int64_t n = out.numel();
   if (n == 0) return out;
+  const ScopedSerialBelow serial(n, kMinParallelElements);
   if (!HasPrimitive(kind) ||
       !UsePrimitive(n, Transcendental(kind) ? kMinPrimitiveTranscendental : kMinPrimitiveElements)) {
     UnaryLoop(kind, x.data(), out.data(), n, alpha, beta);
@@ -963,6 +964,7 @@ Tensor Reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
 
 Tensor LogSumExp(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
   const ReducePlan plan = PlanReduce(x.shape(), axes, keepdim);
+  const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   Tensor shift, out;
   ShiftAndLogSum(x, plan, &shift, &out);
   const float* ps = shift.data();
@@ -1047,6 +1049,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     return;
   }
 
+  const ScopedSerialBelow serial(batch * m * n * k, kMinParallelMacs);
   // Transposes are strides on the memory descriptors: a stored [k, m] is read as an
   // [m, k] matrix with strides {1, m}.
   Dims a_dims = {m, k}, a_strides = transpose_a ? Dims{1, m} : Dims{k, 1};
