@@ -182,14 +182,15 @@ TEST_F(BFloat16ComputeTest, MatMulMultipliesRoundedOperandsWithFloatAccumulation
 }
 
 struct ConvCase {
-  int64_t n, c_in, c_out, h, k, stride, padding, output_padding;
-  bool transposed;
+  int64_t n, c_in, c_out, h, k, stride, padding;
+  int64_t output_padding = 0;
+  bool transposed = false;
 };
 
 // Forward, data gradient and weight gradient of a (transposed) convolution in bf16 mode against
 // float32 on bf16-rounded inputs: y = conv(x, w), dx and dw for the upstream gradient g (rounded
 // too: it is an operand of the backward products).
-void ExpectConvMatchesRoundedFloat(const ConvCase& cc, bool expect_bf16) {
+void ExpectConvMatchesRoundedFloat(const ConvCase& cc) {
   Rng rng(6);
   const Shape w_shape = cc.transposed ? Shape{cc.c_in, cc.c_out, cc.k, cc.k} : Shape{cc.c_out, cc.c_in, cc.k, cc.k};
   const Tensor x = Tensor::Normal({cc.n, cc.c_in, cc.h, cc.h}, 0.0f, 1.0f, rng);
@@ -217,46 +218,27 @@ void ExpectConvMatchesRoundedFloat(const ConvCase& cc, bool expect_bf16) {
     ComputePrecisionGuard bf16(ComputePrecision::kBFloat16);
     run(x, w, &upstream, &y, &dx, &dw);
   }
-  if (expect_bf16) {
-    EXPECT_LT(RelativeMaxError(y, y_ref), 1e-5);
-    EXPECT_LT(RelativeMaxError(dx, dx_ref), 1e-5);
-    EXPECT_LT(RelativeMaxError(dw, dw_ref), 1e-5);
-    EXPECT_GT(RelativeMaxError(y, y_exact), 1e-4) << "the bf16 forward did not run";
-    EXPECT_GT(RelativeMaxError(dx, dx_exact), 1e-4) << "the bf16 data gradient did not run";
-    EXPECT_GT(RelativeMaxError(dw, dw_exact), 1e-4) << "the bf16 weight gradient did not run";
-    EXPECT_LT(RelativeMaxError(y, y_exact), 2e-2);
-    EXPECT_LT(RelativeMaxError(dx, dx_exact), 2e-2);
-    EXPECT_LT(RelativeMaxError(dw, dw_exact), 2e-2);
-  }
+  EXPECT_LT(RelativeMaxError(y, y_ref), 1e-5);
+  EXPECT_LT(RelativeMaxError(dx, dx_ref), 1e-5);
+  EXPECT_LT(RelativeMaxError(dw, dw_ref), 1e-5);
+  EXPECT_GT(RelativeMaxError(y, y_exact), 1e-4) << "the bf16 forward did not run";
+  EXPECT_GT(RelativeMaxError(dx, dx_exact), 1e-4) << "the bf16 data gradient did not run";
+  EXPECT_GT(RelativeMaxError(dw, dw_exact), 1e-4) << "the bf16 weight gradient did not run";
+  EXPECT_LT(RelativeMaxError(y, y_exact), 2e-2);
+  EXPECT_LT(RelativeMaxError(dx, dx_exact), 2e-2);
+  EXPECT_LT(RelativeMaxError(dw, dw_exact), 2e-2);
 }
 
 TEST_F(BFloat16ComputeTest, Conv2dForwardAndGradientsUseRoundedOperands) {
   // DCGAN critic-like: 32 -> 48 channels, k5 s2 p2 (blocked layouts; the data gradient goes through
   // the GEMM + col2im path since it writes 32 >= 16 channels).
-  ExpectConvMatchesRoundedFloat({.n = 4,
-                                 .c_in = 32,
-                                 .c_out = 48,
-                                 .h = 14,
-                                 .k = 5,
-                                 .stride = 2,
-                                 .padding = 2,
-                                 .output_padding = 0,
-                                 .transposed = false},
-                                true);
+  ExpectConvMatchesRoundedFloat({.n = 4, .c_in = 32, .c_out = 48, .h = 14, .k = 5, .stride = 2, .padding = 2});
 }
 
 TEST_F(BFloat16ComputeTest, ConvTranspose2dForwardAndGradientsUseRoundedOperands) {
   // SDOT-generator-like: 48 -> 32 channels, k4 s2 p1 (forward through the GEMM path).
-  ExpectConvMatchesRoundedFloat({.n = 4,
-                                 .c_in = 48,
-                                 .c_out = 32,
-                                 .h = 7,
-                                 .k = 4,
-                                 .stride = 2,
-                                 .padding = 1,
-                                 .output_padding = 0,
-                                 .transposed = true},
-                                true);
+  ExpectConvMatchesRoundedFloat(
+      {.n = 4, .c_in = 48, .c_out = 32, .h = 7, .k = 4, .stride = 2, .padding = 1, .transposed = true});
 }
 
 TEST_F(BFloat16ComputeTest, FewChannelOutputsStayFloat32) {

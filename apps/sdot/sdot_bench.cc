@@ -89,34 +89,15 @@ void BM_OuterIteration(benchmark::State& state, bool dcgan, float lambda) {
   state.counters["peak_MiB"] = PeakResidentMiB();
 }
 
-BENCHMARK_CAPTURE(BM_OuterIteration, Mlp_Lambda0, false, 0.0f)
-    ->ArgName("bf16")
-    ->Arg(0)
-    ->Arg(1)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(10);
-BENCHMARK_CAPTURE(BM_OuterIteration, Mlp_Lambda0_01, false, 0.01f)
-    ->ArgName("bf16")
-    ->Arg(0)
-    ->Arg(1)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(10);
-BENCHMARK_CAPTURE(BM_OuterIteration, Dcgan_Lambda0, true, 0.0f)
-    ->ArgName("bf16")
-    ->Arg(0)
-    ->Arg(1)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(10);
-BENCHMARK_CAPTURE(BM_OuterIteration, Dcgan_Lambda0_01, true, 0.01f)
-    ->ArgName("bf16")
-    ->Arg(0)
-    ->Arg(1)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(10);
+// Precision argument (0 = float32, 1 = bf16) and timing settings shared by all four cases.
+void OuterIterationSettings(benchmark::internal::Benchmark* b) {
+  b->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(10);
+}
+
+BENCHMARK_CAPTURE(BM_OuterIteration, Mlp_Lambda0, false, 0.0f)->Apply(OuterIterationSettings);
+BENCHMARK_CAPTURE(BM_OuterIteration, Mlp_Lambda0_01, false, 0.01f)->Apply(OuterIterationSettings);
+BENCHMARK_CAPTURE(BM_OuterIteration, Dcgan_Lambda0, true, 0.0f)->Apply(OuterIterationSettings);
+BENCHMARK_CAPTURE(BM_OuterIteration, Dcgan_Lambda0_01, true, 0.01f)->Apply(OuterIterationSettings);
 
 }  // namespace
 }  // namespace otgen::apps::sdot
