@@ -13,6 +13,7 @@
 #include "apps/common/progress.h"
 #include "apps/common/stop_signal.h"
 #include "apps/eval/plot.h"
+#include "nn/precision.h"
 #include "nn/status_macros.h"
 
 namespace otgen::apps {
@@ -57,6 +58,9 @@ absl::Status TrainingLoop::DrawPlots() const {
 
 absl::StatusOr<TrainingLoopResult> TrainingLoop::Run(const TrainingLoopHooks& hooks, bool resume) {
   if (!hooks.train_step) return absl::InvalidArgumentError("TrainingLoop: hooks.train_step is required");
+  // run.precision holds for every iteration, also when the loop runs outside an app's main.
+  const nn::ComputePrecisionGuard precision(run_.precision() == RunConfig::BFLOAT16 ? nn::ComputePrecision::kBFloat16
+                                                                                   : nn::ComputePrecision::kFloat32);
   const absl::Time start = absl::Now();
   TrainingLoopResult result;
   CheckpointManager manager(run_.output_dir(), schedule_.keep_checkpoints());

@@ -22,6 +22,8 @@
 // an uninterrupted one with the same seed. Without `resume`, leftovers of an earlier run in
 // output_dir (checkpoints, metrics.csv) are removed first, with a notice on stderr.
 //
+// The iterations run in run.precision (nn/precision.h) through a ComputePrecisionGuard.
+//
 // Metrics.csv holds no wall-clock values (they would break the row-for-row equality above);
 // the elapsed time is in the result and the final summary line.
 #ifndef OTGEN_APPS_COMMON_TRAINING_LOOP_H_

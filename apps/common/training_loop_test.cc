@@ -11,6 +11,7 @@
 #include "apps/eval/plot.h"
 #include "apps/common/test_files.h"
 #include "gtest/gtest.h"
+#include "nn/precision.h"
 #include "nn/random.h"
 #include "nn/tensor.h"
 
@@ -145,6 +146,24 @@ TEST(TrainingLoopTest, InterruptedAndResumedRunMatchesAnUninterruptedOneRowForRo
     EXPECT_EQ(c.steps_run(), 7);
   }
   EXPECT_EQ(ReadTestFile(whole.run.output_dir() + "/metrics.csv"), ReadTestFile(parts.run.output_dir() + "/metrics.csv"));
+}
+
+TEST(TrainingLoopTest, IterationsRunInTheConfiguredPrecision) {
+  ResetStopRequest();
+  LoopSetup s = MakeSetup("loop_bf16", 3);
+  s.run.set_precision(RunConfig::BFLOAT16);
+  RandomWalkApp app(5);
+  TrainingLoopHooks hooks = app.Hooks();
+  std::vector<nn::ComputePrecision> seen;
+  const auto step = hooks.train_step;
+  hooks.train_step = [&](int64_t k) {
+    seen.push_back(nn::CurrentComputePrecision());
+    return step(k);
+  };
+  ASSERT_EQ(nn::CurrentComputePrecision(), nn::ComputePrecision::kFloat32);
+  ASSERT_TRUE(TrainingLoop(s.run, s.schedule, s.spec, app.state()).Run(hooks, false).ok());
+  EXPECT_EQ(seen, std::vector<nn::ComputePrecision>(3, nn::ComputePrecision::kBFloat16));
+  EXPECT_EQ(nn::CurrentComputePrecision(), nn::ComputePrecision::kFloat32);  // restored after the run
 }
 
 TEST(TrainingLoopTest, FreshRunRemovesCheckpointsOfAnEarlierRun) {

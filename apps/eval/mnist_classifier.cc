@@ -16,6 +16,7 @@
 #include "data/mnist.h"
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
+#include "nn/precision.h"
 #include "nn/status_macros.h"
 #include "nn/tensor_math.h"
 #include "optim/adam.h"
@@ -68,6 +69,8 @@ absl::StatusOr<ClassifierOutputs> MnistClassifier::Evaluate(const Tensor& images
                                                    nn::ShapeToString(images.shape())));
   }
   nn::NoGradGuard no_grad;
+  // A measuring instrument: the same features whatever precision the run trains in.
+  const nn::ComputePrecisionGuard float32(nn::ComputePrecision::kFloat32);
   network_->Eval();
   head_->Eval();
   const int64_t n = images.dim(0);
@@ -96,6 +99,7 @@ absl::StatusOr<ClassifierOutputs> MnistClassifier::Evaluate(const Tensor& images
 
 absl::StatusOr<double> MnistClassifier::Accuracy(const data::Dataset& dataset) {
   if (!dataset.has_labels()) return absl::InvalidArgumentError("Accuracy: the dataset has no labels");
+  const nn::ComputePrecisionGuard float32(nn::ComputePrecision::kFloat32);
   const int64_t n = dataset.size();
   std::vector<int64_t> all(n);
   for (int64_t i = 0; i < n; ++i) all[i] = i;
@@ -136,6 +140,8 @@ absl::StatusOr<std::unique_ptr<MnistClassifier>> TrainMnistClassifier(const data
   if (!train.has_labels() || train.example_numel() != 784) {
     return absl::InvalidArgumentError("TrainMnistClassifier: expected labelled 28x28 images");
   }
+  // The cached classifier is the same whatever precision the caller runs in.
+  const nn::ComputePrecisionGuard float32(nn::ComputePrecision::kFloat32);
   auto classifier = std::make_unique<MnistClassifier>(options.seed);
   std::vector<Var> params = classifier->network().Parameters();
   for (const Var& p : classifier->head_->Parameters()) params.push_back(p);

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "apps/common/test_files.h"
 #include "gtest/gtest.h"
+#include "nn/precision.h"
 #include "nn/random.h"
 
 namespace otgen::eval {
@@ -45,6 +46,21 @@ TEST(MnistClassifierTest, ShapesOfOutputs) {
     EXPECT_NEAR(s, 1.0, 1e-5);
   }
   EXPECT_FALSE(c.Evaluate(nn::Tensor::Zeros({2, 100}), PixelRange::kUnit).ok());
+}
+
+TEST(MnistClassifierTest, EvaluatesInFloat32WhateverTheCallersPrecision) {
+  MnistClassifier c(1);
+  nn::Rng rng(3);
+  const nn::Tensor x = nn::Tensor::Uniform({64, 784}, -1, 1, rng);
+  absl::StatusOr<ClassifierOutputs> f32 = c.Evaluate(x, PixelRange::kSymmetric);
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  const nn::ComputePrecisionGuard bf16(nn::ComputePrecision::kBFloat16);
+  absl::StatusOr<ClassifierOutputs> mixed = c.Evaluate(x, PixelRange::kSymmetric);
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  for (int64_t k = 0; k < f32->features.numel(); ++k) {
+    ASSERT_EQ(mixed->features.data()[k], f32->features.data()[k]) << k;
+  }
+  EXPECT_EQ(nn::CurrentComputePrecision(), nn::ComputePrecision::kBFloat16);  // the caller's, restored
 }
 
 TEST(MnistClassifierTest, LearnsASeparableTaskAndRoundTripsThroughACheckpoint) {
