@@ -40,7 +40,9 @@ absl::StatusOr<PixelRange> ResolvePixelRange(const std::string& name, float min_
   if (name == "unit" || name == "[0,1]") return PixelRange::kUnit;
   if (name == "auto" || name.empty()) {
     *guessed = true;
-    return min_value < -0.01f ? PixelRange::kSymmetric : PixelRange::kUnit;
+    // Symmetric images reach -1 (MNIST's background); [0, 1] images from a tanh generator
+    // trained on [0, 1] data overshoot below 0 by a little (SDOT default run: min -0.23).
+    return min_value < -0.5f ? PixelRange::kSymmetric : PixelRange::kUnit;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--pixel_range: expected auto, symmetric ([-1,1]) or unit ([0,1]), got \"", name, "\""));

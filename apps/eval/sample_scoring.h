@@ -16,8 +16,8 @@
 // to the earlier name of data::Synthetic2dNames()); every candidate is listed in the report.
 //
 // Pixel range of images: "symmetric" ([-1, 1], tanh generators), "unit" ([0, 1]) or "auto":
-// symmetric when some pixel is below -0.01 (the background of a tanh generator is near -1),
-// unit otherwise.
+// symmetric when some pixel is below -0.5 (the background of a tanh generator is near -1),
+// unit otherwise ([0, 1] samples of a tanh generator undershoot 0 by a little).
 //
 // One CSV row per scored file (AppendScoresCsv): MNIST "n", the metrics of
 // MnistSampleMetrics::RowColumns() and the baseline's with prefix "real_"; points "n",

@@ -199,6 +199,12 @@ TEST_F(ImageScoringTest, ScoresImagesWithTheScorerAndGuessesThePixelRange) {
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ(u->pixel_range, PixelRange::kUnit);
   EXPECT_NEAR(u->mnist->frechet_distance, direct.frechet_distance, 1e-3 * direct.frechet_distance);
+  // [0, 1] images with a small undershoot (a tanh generator trained on [0, 1] data) stay unit.
+  nn::Tensor undershoot = unit.Clone();
+  for (int64_t i = 0; i < undershoot.numel(); i += 7) undershoot.data()[i] = -0.25f;
+  absl::StatusOr<SampleScores> slightly_negative = ScoreSamples(undershoot, {}, Provider());
+  ASSERT_TRUE(slightly_negative.ok()) << slightly_negative.status();
+  EXPECT_EQ(slightly_negative->pixel_range, PixelRange::kUnit);
   absl::StatusOr<SampleScores> forced = ScoreSamples(unit, {.pixel_range = "symmetric"}, Provider());
   ASSERT_TRUE(forced.ok());
   EXPECT_EQ(forced->pixel_range, PixelRange::kSymmetric);
