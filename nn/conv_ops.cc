@@ -224,12 +224,7 @@ float* Ptr(const Tensor& t) { return const_cast<float*>(t.data()); }
 // primitives (few channels, little work) stay float32.
 bool UseBFloat16(bool blocked) { return blocked && CurrentComputePrecision() == ComputePrecision::kBFloat16; }
 
-// True when oneDNN runs `pd` with native bf16 dot products (not a reference kernel or an
-// emulation); bf16 plans fall back to float32 otherwise.
-bool NativeBFloat16(const dnnl::primitive_desc_base& pd) {
-  const std::string impl = pd.impl_info_str();
-  return impl.find("bf16") != std::string::npos || impl.find("amx") != std::string::npos;
-}
+bool NativeBFloat16(const dnnl::primitive_desc_base& pd) { return internal::IsNativeBFloat16Impl(pd.impl_info_str()); }
 
 const char* PrecisionKey(bool bf16) { return bf16 ? "|bf16" : "|f32"; }
 

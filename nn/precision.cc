@@ -70,6 +70,10 @@ uint16_t ToBFloat16(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+bool IsNativeBFloat16Impl(std::string_view impl) {
+  return impl.find("bf16") != std::string_view::npos || impl.find("amx") != std::string_view::npos;
+}
+
 float FromBFloat16(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
 void ConvertToBFloat16(const float* in, int64_t n, uint16_t* out) {

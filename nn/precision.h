@@ -73,6 +73,11 @@ float FromBFloat16(uint16_t bits);
 // out[i] = ToBFloat16(in[i]) for i < n (vectorized).
 void ConvertToBFloat16(const float* in, int64_t n, uint16_t* out);
 
+// True when a oneDNN implementation (its impl_info_str()) runs native bf16 dot products, i.e.
+// is neither a reference kernel nor an emulation through float32; bf16 plans fall back to
+// float32 otherwise.
+bool IsNativeBFloat16Impl(std::string_view impl);
+
 }  // namespace internal
 }  // namespace otgen::nn
 

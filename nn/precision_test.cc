@@ -72,6 +72,13 @@ TEST(BFloat16Test, VectorConversionMatchesScalar) {
   }
 }
 
+TEST(BFloat16Test, RecognizesNativeImplementations) {
+  EXPECT_TRUE(internal::IsNativeBFloat16Impl("brg:avx512_core_bf16"));
+  EXPECT_TRUE(internal::IsNativeBFloat16Impl("jit:avx512_core_amx"));
+  EXPECT_FALSE(internal::IsNativeBFloat16Impl("brg:avx512_core"));
+  EXPECT_FALSE(internal::IsNativeBFloat16Impl("ref:any"));
+}
+
 // ---- The mode ------------------------------------------------------------------------------
 
 TEST(ComputePrecisionTest, GuardsNestAndAreLocalToTheirThread) {

@@ -1003,12 +1003,6 @@ Shape MatMulShape(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
 }
 
 // out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
-// True for oneDNN implementations with native bf16 dot products (not the reference kernels
-// or an emulation through float32).
-bool NativeBFloat16Impl(const std::string& impl) {
-  return impl.find("bf16") != std::string::npos || impl.find("amx") != std::string::npos;
-}
-
 // Per-thread bf16 operand copies for mixed-precision products, grown to the largest size
 // seen (slot 0: A, slot 1: B).
 uint16_t* BFloat16Scratch(int slot, int64_t n) {
@@ -1077,7 +1071,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     const memory::desc b16_md(b_dims, memory::data_type::bf16, b_strides);
     const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(absl::StrCat(key, "bf16"), [&] {
       const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a16_md, b16_md, c_md), ctx.engine());
-      return NativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
+      return nn::internal::IsNativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
     });
     if (primitive) {
       uint16_t* a16 = BFloat16Scratch(0, a.numel());
