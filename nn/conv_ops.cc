@@ -224,7 +224,16 @@ float* Ptr(const Tensor& t) { return const_cast<float*>(t.data()); }
 // primitives (few channels, little work) stay float32.
 bool UseBFloat16(bool blocked) { return blocked && CurrentComputePrecision() == ComputePrecision::kBFloat16; }
 
-bool NativeBFloat16(const dnnl::primitive_desc_base& pd) { return internal::IsNativeBFloat16Impl(pd.impl_info_str()); }
+// The primitive descriptor `make(operand type)` gives for bf16 operands when `bf16` and oneDNN
+// has a native bf16 kernel for it, else for float32 operands.
+template <typename MakePd>
+auto NativeBFloat16OrFloat32Pd(bool bf16, const MakePd& make) {
+  if (bf16) {
+    auto pd = make(memory::data_type::bf16);
+    if (internal::IsNativeBFloat16Impl(pd.impl_info_str())) return pd;
+  }
+  return make(kF32);
+}
 
 const char* PrecisionKey(bool bf16) { return bf16 ? "|bf16" : "|f32"; }
 
@@ -247,8 +256,8 @@ Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor*
   const bool bf16 = UseBFloat16(blocked);
   const std::string key = absl::StrCat("otgen.conv_fwd|", c.Key(), "|", bias != nullptr, blocked, PrecisionKey(bf16));
   const PrimitivePlan plan = OneDnnContext::Get().GetOrCreate<PrimitivePlan>(key, [&] {
-    auto pd = ConvForwardPd(c, blocked, bias != nullptr, bf16 ? memory::data_type::bf16 : kF32);
-    if (bf16 && !NativeBFloat16(pd)) pd = ConvForwardPd(c, blocked, bias != nullptr);
+    const auto pd = NativeBFloat16OrFloat32Pd(
+        bf16, [&](memory::data_type operands) { return ConvForwardPd(c, blocked, bias != nullptr, operands); });
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.src(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), false},
                                   {DNNL_ARG_DST, memory::desc(c.dst(), kF32, Tag::nchw), true}};
@@ -342,7 +351,7 @@ dnnl::matmul GemmPrimitive(int64_t rows, int64_t k, int64_t cols, memory::data_t
                                   memory::desc({k, cols}, operands, Tag::ab),
                                   memory::desc({rows, cols}, kF32, Tag::ab));
     const dnnl::matmul::primitive_desc pd(desc, OneDnnContext::Get().engine());
-    return !bf16 || NativeBFloat16(pd) ? dnnl::matmul(pd) : dnnl::matmul();
+    return !bf16 || internal::IsNativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
   });
 }
 
@@ -460,8 +469,7 @@ Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, con
                                              c.pads());
       return dnnl::deconvolution_forward::primitive_desc(desc, OneDnnContext::Get().engine());
     };
-    auto pd = make_pd(bf16 ? memory::data_type::bf16 : kF32);
-    if (bf16 && !NativeBFloat16(pd)) pd = make_pd(kF32);
+    const auto pd = NativeBFloat16OrFloat32Pd(bf16, make_pd);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.dst(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_WEIGHTS, memory::desc(deconv_weights, kF32, Tag::iohw), false},
                                   {DNNL_ARG_DST, memory::desc(c.src(), kF32, Tag::nchw), true}};
@@ -496,8 +504,7 @@ Tensor ConvBackwardWeightsKernel(const Tensor& src, const Tensor& dst_grad, Tens
           memory::desc(c.dst(), operands, data_tag), c.strides(), c.pads(), c.pads());
       return dnnl::convolution_backward_weights::primitive_desc(desc, OneDnnContext::Get().engine(), hint);
     };
-    auto pd = make_pd(bf16 ? memory::data_type::bf16 : kF32);
-    if (bf16 && !NativeBFloat16(pd)) pd = make_pd(kF32);
+    const auto pd = NativeBFloat16OrFloat32Pd(bf16, make_pd);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.src(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_DIFF_DST, memory::desc(c.dst(), kF32, Tag::nchw), false},
                                   {DNNL_ARG_DIFF_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), true}};

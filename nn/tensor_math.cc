@@ -1002,7 +1002,6 @@ Shape MatMulShape(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   return batched ? Shape{a.dim(0), m, n} : Shape{m, n};
 }
 
-// out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
 // Per-thread bf16 operand copies for mixed-precision products, grown to the largest size
 // seen (slot 0: A, slot 1: B).
 uint16_t* BFloat16Scratch(int slot, int64_t n) {
@@ -1012,6 +1011,7 @@ uint16_t* BFloat16Scratch(int slot, int64_t n) {
   return b.data();
 }
 
+// out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
 void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out) {
   const bool batched = a.rank() == 3;
   const int64_t batch = batched ? a.dim(0) : 1;

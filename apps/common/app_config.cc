@@ -48,8 +48,7 @@ absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValid
     std::fflush(stdout);
   }
   if (run.threads() > 0) nn::SetNumThreads(run.threads());
-  nn::SetDefaultComputePrecision(run.precision() == RunConfig::BFLOAT16 ? nn::ComputePrecision::kBFloat16
-                                                                         : nn::ComputePrecision::kFloat32);
+  nn::SetDefaultComputePrecision(ComputePrecisionOf(run));
   return absl::OkStatus();
 }
 

@@ -16,7 +16,6 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
-#include "nn/precision.h"
 
 namespace otgen::apps {
 namespace {
@@ -139,6 +138,10 @@ absl::Status ApplyOverrides(const ConfigOverrides& o, Message* config) {
   }
   if (o.steps) s->set_steps(*o.steps);
   return absl::OkStatus();
+}
+
+nn::ComputePrecision ComputePrecisionOf(const RunConfig& run) {
+  return run.precision() == RunConfig::BFLOAT16 ? nn::ComputePrecision::kBFloat16 : nn::ComputePrecision::kFloat32;
 }
 
 absl::StatusOr<RunConfig> GetRunConfig(const Message& config) { return GetSubMessage<RunConfig>(config, "run"); }

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "apps/common/experiment.pb.h"
 #include "google/protobuf/message.h"
+#include "nn/precision.h"
 
 namespace otgen::apps {
 
@@ -45,6 +46,9 @@ absl::Status ParseConfig(const std::string& text, const std::string& source, goo
 // `overrides`. InvalidArgumentError when `config` lacks the `run` or `schedule` field, or
 // for an unknown precision name.
 absl::Status ApplyOverrides(const ConfigOverrides& overrides, google::protobuf::Message* config);
+
+// run.precision as nn's compute precision.
+nn::ComputePrecision ComputePrecisionOf(const RunConfig& run);
 
 // The run and schedule sub-messages of an app config.
 absl::StatusOr<RunConfig> GetRunConfig(const google::protobuf::Message& config);

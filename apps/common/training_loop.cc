@@ -59,8 +59,7 @@ absl::Status TrainingLoop::DrawPlots() const {
 absl::StatusOr<TrainingLoopResult> TrainingLoop::Run(const TrainingLoopHooks& hooks, bool resume) {
   if (!hooks.train_step) return absl::InvalidArgumentError("TrainingLoop: hooks.train_step is required");
   // run.precision holds for every iteration, also when the loop runs outside an app's main.
-  const nn::ComputePrecisionGuard precision(run_.precision() == RunConfig::BFLOAT16 ? nn::ComputePrecision::kBFloat16
-                                                                                   : nn::ComputePrecision::kFloat32);
+  const nn::ComputePrecisionGuard precision(ComputePrecisionOf(run_));
   const absl::Time start = absl::Now();
   TrainingLoopResult result;
   CheckpointManager manager(run_.output_dir(), schedule_.keep_checkpoints());
