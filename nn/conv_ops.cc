@@ -25,6 +25,7 @@
 #include "nn/precision.h"
 #include "nn/ops.h"
 #include "nn/tensor_math.h"
+#include "nn/work_counter.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace otgen::nn {
@@ -197,6 +198,9 @@ struct ConvShape {
   // oneDNN requires (Hs - kh + pad_l + pad_r) / stride + 1 == Hd with integer division,
   // which symmetric padding satisfies for every shape our validators accept.
   memory::dims pads() const { return {padding, padding}; }
+  // Nominal multiply-adds of the forward, backward-data or backward-weights product
+  // (nn/work_counter.h).
+  int64_t Macs() const { return n * o * hd * wd * i * kh * kw; }
 };
 
 ConvShape ConvView(const Shape& src, const Shape& weights, const Shape& dst, const Conv2dGeometry& g) {
@@ -222,7 +226,7 @@ float* Ptr(const Tensor& t) { return const_cast<float*>(t.data()); }
 // Mixed precision (nn/precision.h): the bf16 operands of a blocked-layout primitive come
 // from the plan's reorders, which convert while they re-lay the data out. Plain-layout
 // primitives (few channels, little work) stay float32.
-bool UseBFloat16(bool blocked) { return blocked && CurrentComputePrecision() == ComputePrecision::kBFloat16; }
+bool UseBFloat16(bool blocked) { return blocked && BFloat16OperandsInEffect(); }
 
 // The primitive descriptor `make(operand type)` gives for bf16 operands when `bf16` and oneDNN
 // has a native bf16 kernel for it, else for float32 operands.
@@ -252,6 +256,7 @@ dnnl::convolution_forward::primitive_desc ConvForwardPd(const ConvShape& c, bool
 
 // dst = conv(src, weights) + bias.
 Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+  CountProductMacs(c.Macs());
   const bool blocked = UseBlocked(true);
   const bool bf16 = UseBFloat16(blocked);
   const std::string key = absl::StrCat("otgen.conv_fwd|", c.Key(), "|", bias != nullptr, blocked, PrecisionKey(bf16));
@@ -382,7 +387,7 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
   }
   const memory wp_mem(memory::desc({c.o, zcols}, kF32, Tag::ab), ctx.engine(), wp);
   // Mixed precision (nn/precision.h): bf16 copies of A and Wp, float32 Z.
-  const bool bf16 = CurrentComputePrecision() == ComputePrecision::kBFloat16;
+  const bool bf16 = BFloat16OperandsInEffect();
   constexpr memory::data_type kBf16 = memory::data_type::bf16;
   uint16_t* wp16 = nullptr;
   uint16_t* a16 = nullptr;
@@ -452,6 +457,7 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
 // deconvolution from O to I channels whose weights [I (out), O (in), kh, kw] are stored as
 // our conv weights [O, I, kh, kw], i.e. in format iohw.
 Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+  CountProductMacs(c.Macs());
   if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c);
   const bool blocked = UseBlocked(c.i >= kMinBlockedChannels);
   const bool bf16 = UseBFloat16(blocked);
@@ -486,6 +492,7 @@ Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, con
 // weights_grad[o,i,u,v] = sum src[n,i,s y + u - p, s x + v - p] dst_grad[n,o,y,x]; when
 // `bias_grad` is given it receives sum_{n,y,x} dst_grad[n,o,y,x] from the same pass.
 Tensor ConvBackwardWeightsKernel(const Tensor& src, const Tensor& dst_grad, Tensor* bias_grad, const ConvShape& c) {
+  CountProductMacs(c.Macs());
   const bool blocked = UseBlocked(true);
   // With few input channels oneDNN's bf16 weight-gradient kernel is slower than float32's
   // (Conv2d(1,64,k5,s2,p2) on [64,1,28,28]: forward + backward 0.56 ms float32, 0.77 ms with it).

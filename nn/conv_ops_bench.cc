@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "nn/autograd.h"
+#include "nn/benchmark_harness.h"
 #include "nn/conv_ops.h"
 #include "nn/ops.h"
 #include "nn/precision.h"
@@ -96,24 +97,25 @@ void SetLabel(benchmark::State& state, const ConvSpec& s) { state.SetLabel(Label
 
 void BM_ConvForward(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
-  const ComputePrecisionGuard precision(state.range(1) != 0 ? ComputePrecision::kBFloat16
-                                                                : ComputePrecision::kFloat32);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 1);
   const ConvSetup c = MakeSetup(s, false);
   NoGradGuard no_grad;
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     Var y = Apply(s, c);
     benchmark::DoNotOptimize(y.value().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state, s);
 }
 
 void BM_ConvForwardBackward(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
-  const ComputePrecisionGuard precision(state.range(1) != 0 ? ComputePrecision::kBFloat16
-                                                                : ComputePrecision::kFloat32);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 1);
   ConvSetup c = MakeSetup(s, true);
   const Var cotangent = Var::Constant(c.cotangent);
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     c.x.ZeroGrad();
     c.w.ZeroGrad();
@@ -122,6 +124,7 @@ void BM_ConvForwardBackward(benchmark::State& state) {
     Backward(y, cotangent);
     benchmark::DoNotOptimize(c.w.grad().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   state.counters["GFLOP/s"] = benchmark::Counter(3 * c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state, s);
 }
@@ -134,14 +137,15 @@ void BM_ConvTransposeKernels(benchmark::State& state) {
                                           internal::ConvLayout::kGemm};
   const char* names[] = {"auto", "onednn-blocked", "gemm"};
   internal::SetConvLayoutForTesting(layouts[state.range(1)]);
-  const ComputePrecisionGuard precision(state.range(2) != 0 ? ComputePrecision::kBFloat16
-                                                            : ComputePrecision::kFloat32);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 2);
   const ConvSetup c = MakeSetup(s, false);
   NoGradGuard no_grad;
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     Var y = Apply(s, c);
     benchmark::DoNotOptimize(y.value().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   internal::SetConvLayoutForTesting(internal::ConvLayout::kAuto);
   state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(absl::StrCat(names[state.range(1)], state.range(2) != 0 ? " bf16 " : " ", Label(s)));
@@ -257,6 +261,7 @@ void BM_SdotGeneratorConvStackForward(benchmark::State& state) {
     rvs.push_back(Tensor::Ones({c}));
   }
   NoGradGuard no_grad;
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     Var h = Relu(BatchNorm(h0, gammas[0], betas[0], &rms[0], &rvs[0]));
     h = Relu(BatchNorm(ConvTranspose2d(h, w1, Var(), 2, 1), gammas[1], betas[1], &rms[1], &rvs[1]));
@@ -264,6 +269,7 @@ void BM_SdotGeneratorConvStackForward(benchmark::State& state) {
     Var y = Tanh(ConvTranspose2d(h, w3, Var(), 1, 1));
     benchmark::DoNotOptimize(y.value().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_SdotGeneratorConvStackForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -281,6 +287,7 @@ void BM_WganGpGeneratorStepConvStack(benchmark::State& state) {
   const Var d1(Tensor::Normal({64, 1, 5, 5}, 0, 0.02f, rng)), d2(Tensor::Normal({128, 64, 5, 5}, 0, 0.02f, rng));
   const Var d3(Tensor::Normal({256, 128, 5, 5}, 0, 0.02f, rng));
   const Var db1(Tensor::Zeros({64})), db2(Tensor::Zeros({128})), db3(Tensor::Zeros({256}));
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     for (Var* p : {&g1, &g2, &g3, &gb1, &gb2, &gb3}) p->ZeroGrad();
     Var h = Relu(ConvTranspose2d(h0, g1, gb1, 2, 2, 0));
@@ -292,6 +299,7 @@ void BM_WganGpGeneratorStepConvStack(benchmark::State& state) {
     Backward(Neg(MeanAll(c)));
     benchmark::DoNotOptimize(g1.grad().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_WganGpGeneratorStepConvStack)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -313,6 +321,7 @@ void BM_WganGpCriticStepConvStack(benchmark::State& state) {
     c = LeakyRelu(Conv2d(c, d3, b3, 2, 2), 0.2f);
     return Mean(Flatten(c), {1});  // stands in for the final Linear(4096 -> 1)
   };
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     for (Var* p : {&d1, &d2, &d3, &b1, &b2, &b3}) p->ZeroGrad();
     Var x_hat(Add(Mul(eps, real), Mul(RSubScalar(1.0f, eps), fake)).value(), true);
@@ -323,6 +332,7 @@ void BM_WganGpCriticStepConvStack(benchmark::State& state) {
     Backward(loss);
     benchmark::DoNotOptimize(d1.grad().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_WganGpCriticStepConvStack)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -39,6 +39,7 @@
 
 #include "benchmark/benchmark.h"
 #include "nn/autograd.h"
+#include "nn/benchmark_harness.h"
 #include "nn/layers.h"
 #include "nn/onednn_context.h"
 #include "nn/ops.h"
@@ -53,20 +54,18 @@ namespace {
 namespace L = layers;
 
 // Argument 0 of every benchmark: 0 = float32, 1 = bf16 operands for the matmuls and
-// convolutions (mixed precision, nn/precision.h).
-ComputePrecisionGuard PrecisionArg(const benchmark::State& state) {
-  return ComputePrecisionGuard(state.range(0) != 0 ? ComputePrecision::kBFloat16 : ComputePrecision::kFloat32);
-}
+// convolutions (mixed precision, nn/precision.h; BenchmarkPrecision).
 
 // ---- Linear ----------------------------------------------------------------------------------
 
 void BM_LinearForwardBackward(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   constexpr int64_t kBatch = 256, kIn = 512, kOut = 512;
   Rng rng(1);
   L::Linear linear(kIn, kOut, rng);
   Var x(Tensor::Normal({kBatch, kIn}, 0, 1, rng), /*requires_grad=*/true);
   const Var cotangent = Var::Constant(Tensor::Normal({kBatch, kOut}, 0, 1, rng));
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     Var y = linear.Forward(x).value();
     linear.ZeroGrad();
@@ -74,6 +73,7 @@ void BM_LinearForwardBackward(benchmark::State& state) {
     Backward(y, cotangent);
     benchmark::DoNotOptimize(x.grad().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   const double flops = 3.0 * 2.0 * kBatch * kIn * kOut;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -258,18 +258,22 @@ std::unique_ptr<WganGp> MakeDcgan() {
 }
 
 void BM_WganGpToy(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   auto gan = MakeToy();
   gan->Iteration();  // warm-up: primitive creation, first allocations
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) gan->Iteration();
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_WganGpToy)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnist(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   auto gan = MakeDcgan();
   gan->Iteration();
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) gan->Iteration();
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_WganGpDcganMnist)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
@@ -293,14 +297,14 @@ void RunPhases(benchmark::State& state, WganGp& gan) {
 }
 
 void BM_WganGpToyPhases(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   auto gan = MakeToy();
   RunPhases(state, *gan);
 }
 BENCHMARK(BM_WganGpToyPhases)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnistPhases(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   auto gan = MakeDcgan();
   RunPhases(state, *gan);
 }
@@ -309,7 +313,7 @@ BENCHMARK(BM_WganGpDcganMnistPhases)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benc
 // ---- SDOT generator --------------------------------------------------------------------------
 
 void BM_SdotGeneratorForward(benchmark::State& state) {
-  const ComputePrecisionGuard precision = PrecisionArg(state);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 0);
   constexpr int64_t kBatch = 200;
   Rng rng(1);
   L::Sequential g;
@@ -329,10 +333,12 @@ void BM_SdotGeneratorForward(benchmark::State& state) {
   const Var z = Var::Constant(Tensor::Normal({kBatch, 100}, 0, 1, rng));
   NoGradGuard no_grad;
   { benchmark::DoNotOptimize(g.Forward(z).value().value().data()); }
+  const int64_t macs_before_loop = ProductMacs();
   for (auto _ : state) {
     Var y = g.Forward(z).value();
     benchmark::DoNotOptimize(y.value().data());
   }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   const double flops = 2.0 * kBatch *
                        (100.0 * 12544 + 7 * 7 * 256.0 * 128 * 16 + 14 * 14 * 128.0 * 64 * 16 + 28 * 28 * 64.0 * 9);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

@@ -47,6 +47,10 @@ bool NativeBFloat16Available() {
   return available;
 }
 
+bool BFloat16OperandsInEffect() {
+  return CurrentComputePrecision() == ComputePrecision::kBFloat16 && NativeBFloat16Available();
+}
+
 absl::StatusOr<ComputePrecision> ParseComputePrecision(std::string_view name) {
   if (name == "float32" || name == "f32" || name == "fp32") return ComputePrecision::kFloat32;
   if (name == "bfloat16" || name == "bf16") return ComputePrecision::kBFloat16;

@@ -60,6 +60,12 @@ class ComputePrecisionGuard {
 // True when oneDNN runs bf16 dot products natively on this CPU (AVX512_BF16 or AMX).
 bool NativeBFloat16Available();
 
+// True when this thread's matrix products and convolutions take bf16 operands: the precision in
+// effect is kBFloat16 and NativeBFloat16Available(). On a CPU without native bf16 (e.g. AVX2 only,
+// where oneDNN 2.6 has no bf16 matmul or convolution at all) kBFloat16 mode computes exactly as
+// kFloat32 does.
+bool BFloat16OperandsInEffect();
+
 // "float32" / "bfloat16" (also "f32", "fp32", "bf16"), case-sensitive; anything else is an
 // InvalidArgumentError naming the value and the accepted ones.
 absl::StatusOr<ComputePrecision> ParseComputePrecision(std::string_view name);

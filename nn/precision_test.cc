@@ -84,9 +84,11 @@ TEST(BFloat16Test, RecognizesNativeImplementations) {
 TEST(ComputePrecisionTest, GuardsNestAndAreLocalToTheirThread) {
   ASSERT_EQ(DefaultComputePrecision(), ComputePrecision::kFloat32);
   EXPECT_EQ(CurrentComputePrecision(), ComputePrecision::kFloat32);
+  EXPECT_FALSE(BFloat16OperandsInEffect());
   {
     ComputePrecisionGuard outer(ComputePrecision::kBFloat16);
     EXPECT_EQ(CurrentComputePrecision(), ComputePrecision::kBFloat16);
+    EXPECT_EQ(BFloat16OperandsInEffect(), NativeBFloat16Available());
     ComputePrecision seen_by_other_thread = ComputePrecision::kBFloat16;
     std::thread([&] { seen_by_other_thread = CurrentComputePrecision(); }).join();
     EXPECT_EQ(seen_by_other_thread, ComputePrecision::kFloat32);
@@ -186,6 +188,34 @@ TEST_F(BFloat16ComputeTest, MatMulMultipliesRoundedOperandsWithFloatAccumulation
     // And float32 mode is untouched by the bf16 primitives in the cache.
     EXPECT_EQ(RelativeMaxError(math::MatMul(a, b, c.ta, c.tb), exact), 0.0);
   }
+}
+
+// Without native bf16 (AVX2-only CPUs, where oneDNN 2.6 cannot even create a bf16 matmul or
+// convolution), kBFloat16 mode computes exactly as float32: same results, no exception.
+TEST(BFloat16FallbackTest, WithoutNativeBFloat16ProductsStayFloat32) {
+  if (NativeBFloat16Available()) GTEST_SKIP() << "this CPU has native bf16; the fallback does not apply";
+  Rng rng(10);
+  const Tensor a = Tensor::Normal({96, 80}, 0.0f, 1.0f, rng);
+  const Tensor b = Tensor::Normal({80, 64}, 0.0f, 1.0f, rng);
+  const Tensor x = Tensor::Normal({4, 32, 14, 14}, 0.0f, 1.0f, rng);
+  const Tensor w = Tensor::Normal({48, 32, 5, 5}, 0.0f, 0.1f, rng);
+  const Tensor wt = Tensor::Normal({48, 32, 4, 4}, 0.0f, 0.1f, rng);  // [C_in, C_out, k, k]
+  auto products = [&] {
+    std::vector<Tensor> out = {math::MatMul(a, b, false, false), math::MatMul(a, a, false, true)};
+    Var xs(x, true), ws(w, true), wts(wt, true);
+    Var y = Conv2d(xs, ws, Var(), {.stride = 2, .padding = 2});
+    Var yt = ConvTranspose2d(y, wts, Var(), {.stride = 2, .padding = 1});
+    std::vector<Var> grads = Grad({SumAll(Square(yt))}, {xs, ws, wts});
+    out.push_back(yt.value());
+    for (const Var& g : grads) out.push_back(g.value());
+    return out;
+  };
+  const std::vector<Tensor> f32 = products();
+  ComputePrecisionGuard bf16(ComputePrecision::kBFloat16);
+  EXPECT_FALSE(BFloat16OperandsInEffect());
+  const std::vector<Tensor> mixed = products();
+  ASSERT_EQ(mixed.size(), f32.size());
+  for (size_t i = 0; i < f32.size(); ++i) EXPECT_EQ(RelativeMaxError(mixed[i], f32[i]), 0.0) << "product " << i;
 }
 
 struct ConvCase {

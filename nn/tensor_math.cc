@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "nn/onednn_context.h"
 #include "nn/precision.h"
+#include "nn/work_counter.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace otgen::nn::math {
@@ -1017,6 +1018,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   const int64_t batch = batched ? a.dim(0) : 1;
   const int64_t m = out.dim(-2), n = out.dim(-1);
   const int64_t k = transpose_a ? a.dim(-2) : a.dim(-1);
+  CountProductMacs(batch * m * n * k);
   if (out.numel() == 0) return;
   if (k == 0) {
     out.Fill(0.0f);
@@ -1063,7 +1065,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   AppendDims(&key, c_dims);
   const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
   OneDnnContext& ctx = OneDnnContext::Get();
-  if (CurrentComputePrecision() == ComputePrecision::kBFloat16) {
+  if (BFloat16OperandsInEffect()) {
     // Mixed precision (nn/precision.h): bf16 copies of the operands in their own layouts
     // (transposes stay strides), float32 accumulation and result. Without a native bf16
     // kernel for these strides the product stays float32.

@@ -9,6 +9,7 @@
 // "peak_MiB" is the process's peak resident memory (VmHWM). /bf16:1 runs the generator's
 // matmuls and convolutions with bf16 operands and float32 accumulation (run.precision:
 // BFLOAT16, nn/precision.h); the c-transforms are the same in both.
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "apps/sdot/sdot.h"
 #include "benchmark/benchmark.h"
 #include "data/mnist.h"
+#include "nn/benchmark_harness.h"
 #include "nn/precision.h"
 
 namespace otgen::apps::sdot {
@@ -71,13 +73,13 @@ SdotModel& Model(bool dcgan, float lambda) {
 }
 
 void BM_OuterIteration(benchmark::State& state, bool dcgan, float lambda) {
-  const nn::ComputePrecisionGuard precision(state.range(0) != 0 ? nn::ComputePrecision::kBFloat16
-                                                                : nn::ComputePrecision::kFloat32);
+  const nn::ComputePrecisionGuard precision = nn::BenchmarkPrecision(state, 0);
   SdotModel& model = Model(dcgan, lambda);
   // Two warm-up iterations: primitive creation, buffers, and psi away from 0.
   for (int i = 0; i < 2; ++i) {
     if (!model.OuterIteration().ok()) std::abort();
   }
+  const int64_t macs_before_loop = nn::ProductMacs();
   for (auto _ : state) {
     auto row = model.OuterIteration();
     if (!row.ok()) {
@@ -86,6 +88,7 @@ void BM_OuterIteration(benchmark::State& state, bool dcgan, float lambda) {
     }
     benchmark::DoNotOptimize(row->at("h"));
   }
+  nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
   state.counters["peak_MiB"] = PeakResidentMiB();
 }
 

@@ -6,11 +6,13 @@
 //                       disc_steps is the mean number of discriminator steps taken.
 //
 //   bazel run -c opt //apps/swgan:swgan_bench
+#include <cstdint>
 #include <memory>
 
 #include "apps/common/config.h"
 #include "apps/swgan/swgan.h"
 #include "benchmark/benchmark.h"
+#include "nn/benchmark_harness.h"
 
 namespace otgen::apps::swgan {
 namespace {
@@ -26,7 +28,9 @@ void Run(benchmark::State& state, SwganConfig config) {
   int64_t step = 1;
   for (int i = 0; i < 3; ++i) (void)t->Iteration(step++).value();  // warm-up
   double disc = 0;
+  const int64_t macs_before_loop = nn::ProductMacs();
   for (auto _ : state) disc += t->Iteration(step++).value().at("steps_gen_data");
+  nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
   state.counters["disc_steps"] = disc / static_cast<double>(state.iterations());
 }
 

@@ -16,6 +16,7 @@
 //
 // Reference: the PyTorch 1.13 CPU implementation takes 12.8 ms per generator iteration on this
 // machine (issue 8).
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "benchmark/benchmark.h"
 #include "data/synthetic2d.h"
 #include "nn/autograd.h"
+#include "nn/benchmark_harness.h"
 #include "nn/layers.h"
 #include "nn/onednn_context.h"
 #include "nn/precision.h"
@@ -42,8 +44,7 @@ using nn::Var;
 void BM_W2ganIteration(benchmark::State& state) {
   const bool eq = state.range(0) != 0;
   nn::SetNumThreads(static_cast<int>(state.range(1)));
-  const nn::ComputePrecisionGuard precision(state.range(2) != 0 ? nn::ComputePrecision::kBFloat16
-                                                                : nn::ComputePrecision::kFloat32);
+  const nn::ComputePrecisionGuard precision = nn::BenchmarkPrecision(state, 2);
   constexpr int64_t kBatch = 256;
   constexpr int kCriticSteps = 5;
   nn::Rng rng(1);
@@ -64,6 +65,7 @@ void BM_W2ganIteration(benchmark::State& state) {
   const W2CriticLossOptions options{.lambda_ineq = 200.0f, .lambda_eq = eq ? 200.0f : 0.0f};
   Tensor z, x, z2, x2;
   auto generate = [&](const Tensor& in) { return Var((*g->Forward(Var(in))).value()); };
+  const int64_t macs_before_loop = nn::ProductMacs();
   for (auto _ : state) {
     for (int t = 0; t < kCriticSteps; ++t) {
       W2CriticBatch b;
@@ -87,6 +89,7 @@ void BM_W2ganIteration(benchmark::State& state) {
     gen_opt->Step();
     benchmark::DoNotOptimize(loss.item());
   }
+  nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
 }
 BENCHMARK(BM_W2ganIteration)
     ->ArgNames({"eq", "threads", "bf16"})

@@ -8,12 +8,14 @@
 //                         batches (PyTorch 1.13 CPU: 1.31 s).
 //
 //   bazel run -c opt //apps/wgan_gp:wgan_gp_bench
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
 #include "apps/common/config.h"
 #include "apps/wgan_gp/wgan_gp.h"
 #include "benchmark/benchmark.h"
+#include "nn/benchmark_harness.h"
 #include "nn/precision.h"
 
 namespace otgen::apps::wgan_gp {
@@ -28,11 +30,12 @@ WganGpConfig Load(const char* path) {
 // Argument bf16: 0 = float32, 1 = bf16 operands and float32 accumulation for the networks'
 // matmuls and convolutions (run.precision: BFLOAT16, nn/precision.h).
 void Run(benchmark::State& state, const WganGpConfig& config) {
-  const nn::ComputePrecisionGuard precision(state.range(0) != 0 ? nn::ComputePrecision::kBFloat16
-                                                                : nn::ComputePrecision::kFloat32);
+  const nn::ComputePrecisionGuard precision = nn::BenchmarkPrecision(state, 0);
   std::unique_ptr<WganGpTrainer> t = WganGpTrainer::Create(config).value();
   for (int i = 0; i < 2; ++i) (void)t->Iteration().value();  // warm-up: primitives, buffers
+  const int64_t macs_before_loop = nn::ProductMacs();
   for (auto _ : state) benchmark::DoNotOptimize(t->Iteration().value());
+  nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
 }
 
 void BM_WganGpToy(benchmark::State& state) { Run(state, Load("apps/wgan_gp/configs/wgangp_toy_8gaussians.pbtxt")); }
