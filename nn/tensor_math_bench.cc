@@ -53,6 +53,29 @@ BENCHMARK(BM_MatMul_256x512x512_Transposes)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// The three products of a width-128 hidden layer at 512 rows (the W2GAN 2-D potentials on a
+// stacked batch, seed 002 A.10): forward x W^T (ta 0, tb 1), data gradient g W (0, 0), weight
+// gradient g^T x (1, 0); on 1 and 2 threads. Most of a W2GAN 2-D iteration is these products.
+void BM_MatMul_512x128x128_Layer(benchmark::State& state) {
+  const bool ta = state.range(0) != 0, tb = state.range(1) != 0;
+  SetNumThreads(static_cast<int>(state.range(2)));
+  const Tensor a = Random({512, 128}, 1);
+  const Tensor b = Random({128, 128}, 2);
+  const Tensor g = Random({512, 128}, 3);
+  for (auto _ : state) benchmark::DoNotOptimize((ta ? MatMul(g, a, true, false) : MatMul(a, b, false, tb)).data());
+  SetFlops(state, 2.0 * 512 * 128 * 128);
+}
+BENCHMARK(BM_MatMul_512x128x128_Layer)
+    ->Args({0, 1, 1})
+    ->Args({0, 0, 1})
+    ->Args({1, 0, 1})
+    ->Args({0, 1, 2})
+    ->Args({0, 0, 2})
+    ->Args({1, 0, 2})
+    ->ArgNames({"ta", "tb", "threads"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // A batch of 200 generated images against all 60000 MNIST images: x y^T for costs.
 void BM_MatMul_200x784_60000T(benchmark::State& state) {
   const Tensor a = Random({200, 784}, 3), b = Random({60000, 784}, 4);
