@@ -1,8 +1,11 @@
 // Benchmarks of the tensor kernels: `bazel run -c opt //nn:tensor_math_bench`.
 //
-// MatMul reports FLOP/s (2 m n k per product; raw oneDNN sgemm reaches about 530 GFLOP/s
-// with 2 threads on this machine, 270 with 1); memory-bound kernels report bytes read +
-// written per second. Every call allocates its output, as the kernels do in a network.
+// MatMul reports FLOP/s (2 m n k per product). The rate depends on the machine the session
+// runs on: an AVX-512 machine of an earlier session reported about 530 GFLOP/s for raw oneDNN
+// sgemm with 2 threads (270 with 1); the Zen 3 of 2026-11-23 (AVX2, no AVX-512) reaches 90
+// (1 thread) and 170 (2 threads) on the W2GAN layer products below. Memory-bound kernels
+// report bytes read + written per second. Every call allocates its output, as the kernels do
+// in a network.
 // OpenMP with 2 threads on 2 shared cores suffers badly when other processes run
 // (barriers wait for a descheduled thread): rerun on a quiet machine, or compare with
 // OMP_NUM_THREADS=1.
