@@ -11,8 +11,9 @@
 //   GFLOP/s   the same over the loop's time (real time when the benchmark uses real time)
 //
 // Compare GFLOP/s with the machine's peak (2-core FP32 FMA peak: 2 x 32 FLOP per cycle on Zen 3
-// and Zen 4, about 150-240 GFLOP/s) to see how far a target is from what the hardware can do:
-// a target time below GFLOP / peak cannot be met by any implementation of the same products.
+// and Zen 4, about 150-280 GFLOP/s at 2.4-4.4 GHz) to see how far a target is from what the
+// hardware can do: a target time below GFLOP / peak cannot be met by any implementation of the
+// same products.
 //
 //   const int64_t macs = otgen::nn::ProductMacs();
 //   for (auto _ : state) RunIteration();
