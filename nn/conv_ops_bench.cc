@@ -9,8 +9,8 @@
 // float32, 1 = bf16 operands with float32 accumulation (nn/precision.h).
 //
 // "Forward" runs without recording; "ForwardBackward" records and back-propagates a random
-// cotangent to the input and all parameters. GFLOP/s counts 2 * MACs of the forward
-// convolution per pass (a backward pass costs two such passes).
+// cotangent to the input and all parameters. GFLOP and GFLOP/s count 2 * the nominal MACs of
+// every convolution product run (nn/work_counter.h): one per forward, two per backward pass.
 //
 // Timings include allocating each result Tensor (large blocks are recycled by nn/tensor.cc's
 // block cache after the first iteration, so they cost no page faults). With
@@ -61,7 +61,6 @@ struct ConvSetup {
   Var x, w, b;
   Tensor cotangent;
   Conv2dGeometry geometry;
-  double flops = 0;
 };
 
 ConvSetup MakeSetup(const ConvSpec& s, bool requires_grad) {
@@ -76,10 +75,6 @@ ConvSetup MakeSetup(const ConvSpec& s, bool requires_grad) {
   const Var y = s.transposed ? ConvTranspose2d(c.x.Detach(), c.w.Detach(), c.b.Detach(), c.geometry)
                              : Conv2d(c.x.Detach(), c.w.Detach(), c.b.Detach(), c.geometry);
   c.cotangent = Tensor::Normal(y.shape(), 0, 1, rng);
-  // MACs: every (input pixel, kernel tap, channel pair) of a transposed convolution, every
-  // (output pixel, tap, channel pair) of a convolution (padding taps included).
-  const int64_t pixels = s.transposed ? s.batch * s.size * s.size : y.numel() / s.out_channels;
-  c.flops = 2.0 * pixels * s.in_channels * s.out_channels * s.kernel * s.kernel;
   return c;
 }
 
@@ -106,7 +101,6 @@ void BM_ConvForward(benchmark::State& state) {
     benchmark::DoNotOptimize(y.value().data());
   }
   SetProductRateCounters(state, ProductMacs() - macs_before_loop);
-  state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state, s);
 }
 
@@ -125,7 +119,6 @@ void BM_ConvForwardBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(c.w.grad().data());
   }
   SetProductRateCounters(state, ProductMacs() - macs_before_loop);
-  state.counters["GFLOP/s"] = benchmark::Counter(3 * c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state, s);
 }
 
@@ -147,7 +140,6 @@ void BM_ConvTransposeKernels(benchmark::State& state) {
   }
   SetProductRateCounters(state, ProductMacs() - macs_before_loop);
   internal::SetConvLayoutForTesting(internal::ConvLayout::kAuto);
-  state.counters["GFLOP/s"] = benchmark::Counter(c.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(absl::StrCat(names[state.range(1)], state.range(2) != 0 ? " bf16 " : " ", Label(s)));
 }
 BENCHMARK(BM_ConvTransposeKernels)

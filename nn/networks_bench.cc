@@ -2,7 +2,6 @@
 // trained as the apps train them (compare with the PyTorch timings on the same machine):
 //
 //   BM_LinearForwardBackward  Linear(512, 512), batch 256: forward, backward to x, W and b.
-//                             GFLOP/s over the 3 GEMMs (3 * 2 * 256 * 512 * 512 flops).
 //   BM_WganGpToy              G = MLP 2-512-512-512-2, D = MLP 2-512-512-512-1 (ReLU), batch 256.
 //   BM_WganGpDcganMnist       WGAN-GP MNIST DCGAN (seed 004), batch 64: critic
 //                             Conv(1,64,5,2,2)-LReLU-Conv(64,128,5,2,2)-LReLU-Conv(128,256,5,2,2)
@@ -54,7 +53,8 @@ namespace {
 namespace L = layers;
 
 // Argument 0 of every benchmark: 0 = float32, 1 = bf16 operands for the matmuls and
-// convolutions (mixed precision, nn/precision.h; BenchmarkPrecision).
+// convolutions (mixed precision, nn/precision.h; BenchmarkPrecision). Each reports GFLOP per
+// iteration and GFLOP/s (nn/benchmark_harness.h).
 
 // ---- Linear ----------------------------------------------------------------------------------
 
@@ -74,8 +74,6 @@ void BM_LinearForwardBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(x.grad().data());
   }
   SetProductRateCounters(state, ProductMacs() - macs_before_loop);
-  const double flops = 3.0 * 2.0 * kBatch * kIn * kOut;
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LinearForwardBackward)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
@@ -339,9 +337,6 @@ void BM_SdotGeneratorForward(benchmark::State& state) {
     benchmark::DoNotOptimize(y.value().data());
   }
   SetProductRateCounters(state, ProductMacs() - macs_before_loop);
-  const double flops = 2.0 * kBatch *
-                       (100.0 * 12544 + 7 * 7 * 256.0 * 128 * 16 + 14 * 14 * 128.0 * 64 * 16 + 28 * 28 * 64.0 * 9);
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_SdotGeneratorForward)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
