@@ -132,8 +132,8 @@ namespace internal {
 // Which kernels and memory layouts the convolutions use. kAuto picks, per op, what is
 // measured to be faster (see conv_ops.cc); tests force each path. kPlain and kBlocked run
 // every convolution as a oneDNN primitive on plain or blocked layouts; kGemm runs the
-// transposed convolution (backward data) as matmul + col2im for every channel count and the
-// other two ops as kAuto does.
+// transposed convolution (backward data) as matmul + col2im and the weight gradient as
+// im2col + matmul, for every channel count, and the forward convolution as kAuto does.
 enum class ConvLayout { kAuto, kPlain, kBlocked, kGemm };
 void SetConvLayoutForTesting(ConvLayout layout);
 }  // namespace internal
