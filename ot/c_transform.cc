@@ -130,6 +130,9 @@ constexpr int64_t kSmallBatchMaxElements = int64_t{1} << 22;
 // largest bf16 copy of the targets (entries) it may build.
 constexpr int64_t kScreenChunk = 4096;
 constexpr int32_t kScreenCandidates = 1024;
+// Large-batch screening (lambda > 0): candidates a row may keep (pairs within the threshold of
+// its minimum); a block with a fuller row takes the float path.
+constexpr int32_t kSoftScreenCandidates = 16384;
 constexpr int64_t kLargeScreenMaxEntries = int64_t{1} << 26;
 
 int NumThreads() { return std::max(1, omp_get_max_threads()); }
@@ -271,6 +274,10 @@ class CTransformImpl {
   AlignedBuffer<float> screen_cand_lb_;    // rows x kScreenCandidates
   std::vector<int32_t> screen_count_;      // rows
   std::vector<uint8_t> screen_overflow_;   // rows
+  // Large-batch soft screening: the kept pairs grouped by target (CSR), their rows and values.
+  std::vector<int64_t> soft_pair_start_;   // J + 1
+  AlignedBuffer<int32_t> soft_pair_row_;   // pairs
+  AlignedBuffer<float> soft_pair_u_;       // pairs
 
   void BuildScreeningCopy();
   const ScreenMatmul* ScreenMatmulFor(int64_t rows, int64_t n);
@@ -278,6 +285,17 @@ class CTransformImpl {
   // (local to this shard) by bf16 screening and exact refinement. Returns false, having
   // changed nothing in `result`, when screening is unavailable or paused.
   bool ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows, CTransformResult* result);
+  // Pass 1 of both screenings: bf16 matmuls against every target; per row the smallest
+  // screened upper bound screen_ub_[i] and the candidates whose screened lower bound is at
+  // most screen_ub_[i] + margin, at most `capacity` per row (screen_overflow_[i] beyond).
+  // False when no native bf16 matmul exists.
+  bool ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin, int32_t capacity);
+  // lambda > 0, fused cost: values, column sums and gradients of rows [r0, r0 + rows) from the
+  // exact float values of the pairs that screening keeps (u_ij <= min_j u_ij + threshold).
+  // Returns false, having changed nothing in `result`, when screening is unavailable or a row
+  // keeps more than kSoftScreenCandidates pairs.
+  absl::StatusOr<bool> ScreenSoftBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
+                                       const CTransformRequest& request, float* col_sum, CTransformResult* result);
   // lambda = 0: from the thread-combined hard_rows_ of rows [r0, r0 + rows): the cross-shard
   // minimum, values, assignments, column sums and gradients.
   absl::Status FinishHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
@@ -469,19 +487,18 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
     for (int64_t r0 = 0; r0 < b; r0 += options_.row_block) {
       const int64_t rows = std::min<int64_t>(options_.row_block, b - r0);
       bool screened = false;
-      if (lambda_ == 0.0f && fused_ && options_.large_batch_screening && !large_screen_unavailable_ &&
+      if (fused_ && options_.large_batch_screening && !large_screen_unavailable_ &&
           J_ * ((d_ + ct::kBf16Pad - 1) / ct::kBf16Pad * ct::kBf16Pad) <= kLargeScreenMaxEntries) {
         if (large_screen_skip_ > 0) {
           --large_screen_skip_;
-        } else {
+        } else if (lambda_ == 0.0f) {
           screened = ScreenHardBlock(x, r0, rows, result);
+          if (screened) OTGEN_RETURN_IF_ERROR(FinishHardBlock(x, r0, rows, request, col_sum, result));
+        } else {
+          OTGEN_ASSIGN_OR_RETURN(screened, ScreenSoftBlock(x, r0, rows, request, col_sum, result));
         }
       }
-      if (screened) {
-        OTGEN_RETURN_IF_ERROR(FinishHardBlock(x, r0, rows, request, col_sum, result));
-      } else {
-        OTGEN_RETURN_IF_ERROR(RunBlock(x, r0, rows, request, col_sum, result));
-      }
+      if (!screened) OTGEN_RETURN_IF_ERROR(RunBlock(x, r0, rows, request, col_sum, result));
     }
   }
   if (gemm_failed_.load()) return absl::InternalError("c-transform: dnnl_sgemm failed");
@@ -807,8 +824,8 @@ const CTransformImpl::ScreenMatmul* CTransformImpl::ScreenMatmulFor(int64_t rows
   return it->second.primitive ? &it->second : nullptr;
 }
 
-bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
-                                     CTransformResult* result) {
+bool CTransformImpl::ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin,
+                                      int32_t capacity) {
   if (!screen_ready_) BuildScreeningCopy();
   const int64_t pad = screen_pad_;
   const int64_t chunk = std::min<int64_t>(kScreenChunk, J_);
@@ -818,8 +835,6 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
     large_screen_unavailable_ = true;
     return false;
   }
-  const int64_t ldx = x.outerStride();
-  const float* xb = x.data() + r0 * ldx;
   const float alpha = -2.0f / cost_.scale;
   // bf16 rows of x and the factors of the error bound (as in the small-batch path):
   //   |g - g^| <= (2/s) (||x|| err_j + ||x - x^|| ||y^_j||).
@@ -834,8 +849,8 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
   }
   float* g = screen_tile_.Reserve(rows * chunk);
   screen_ub_.assign(rows, ct::kInf);
-  int32_t* cand = screen_cand_.Reserve(rows * kScreenCandidates);
-  float* cand_lb = screen_cand_lb_.Reserve(rows * kScreenCandidates);
+  int32_t* cand = screen_cand_.Reserve(rows * capacity);
+  float* cand_lb = screen_cand_lb_.Reserve(rows * capacity);
   screen_count_.assign(rows, 0);
   screen_overflow_.assign(rows, 0);
   const float* off = offset_.data();
@@ -846,7 +861,7 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
   nn::OneDnnContext& ctx = nn::OneDnnContext::Get();
   dnnl::memory src(full->src, ctx.engine(), xs);
 
-  // ---- Pass 1: screened values chunk by chunk; candidates below the running upper bound ----
+  // Screened values chunk by chunk; candidates below the running upper bound plus the margin.
   for (int64_t j0 = 0; j0 < J_; j0 += chunk) {
     const int64_t n = std::min(chunk, J_ - j0);
     const ScreenMatmul* mm = n == chunk ? full : tail;
@@ -862,14 +877,15 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
       const float ub = std::min(screen_ub_[i], ct::ScreenUpperMin(gi, off + j0, err + j0, nrm + j0, a, c, n));
       screen_ub_[i] = ub;
       int32_t* sel = State(omp_get_thread_num()).scratch_index.Reserve(chunk + 16);
-      const int64_t count = ct::ScreenSelect(gi, off + j0, err + j0, nrm + j0, a, c, ub, n, static_cast<int32_t>(j0), sel);
+      const int64_t count =
+          ct::ScreenSelect(gi, off + j0, err + j0, nrm + j0, a, c, ub + margin, n, static_cast<int32_t>(j0), sel);
       if (count == 0) continue;
-      int32_t* ci = cand + i * kScreenCandidates;
-      float* cl = cand_lb + i * kScreenCandidates;
+      int32_t* ci = cand + i * capacity;
+      float* cl = cand_lb + i * capacity;
       int32_t have = screen_count_[i];
-      if (have + count > kScreenCandidates) {
-        have = ct::KeepCandidatesUpTo(ub, have, ci, cl);  // drop those the new bound excludes
-        if (have + count > kScreenCandidates) {
+      if (have + count > capacity) {
+        have = ct::KeepCandidatesUpTo(ub + margin, have, ci, cl);  // drop those the new bound excludes
+        if (have + count > capacity) {
           screen_overflow_[i] = 1;
           continue;
         }
@@ -882,6 +898,19 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
       screen_count_[i] = have + static_cast<int32_t>(count);
     }
   }
+  return true;
+}
+
+bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
+                                     CTransformResult* result) {
+  const int64_t ldx = x.outerStride();
+  const float* xb = x.data() + r0 * ldx;
+  if (!ScreenCandidates(xb, ldx, r0, rows, /*margin=*/0.0f, kScreenCandidates)) return false;
+  const float alpha = -2.0f / cost_.scale;
+  const float* off = offset_.data();
+  const int32_t* cand = screen_cand_.data();
+  const float* cand_lb = screen_cand_lb_.data();
+  const int nt = static_cast<int>(std::min<int64_t>(NumThreads(), rows));
 
   // ---- Pass 2: exact float values of the surviving candidates (all targets for overflows) ----
   const float* points = targets_->points();
@@ -925,6 +954,156 @@ bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int
   result->candidate_pairs += refined;
   result->screened_rows += screened;
   if (8 * refined > rows * J_) large_screen_skip_ = 64;  // screening does not pay here: pause it
+  return true;
+}
+
+absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0,
+                                                     int64_t rows, const CTransformRequest& request, float* col_sum,
+                                                     CTransformResult* result) {
+  const int64_t ldx = x.outerStride();
+  const float* xb = x.data() + r0 * ldx;
+  if (!ScreenCandidates(xb, ldx, r0, rows, threshold_, kSoftScreenCandidates)) return false;
+  if (std::find(screen_overflow_.begin(), screen_overflow_.end(), 1) != screen_overflow_.end()) {
+    large_screen_skip_ = 64;  // rows this full are cheaper on the float path: pause screening
+    return false;
+  }
+  // ---- The kept pairs grouped by target: rows pair_row[p], p in [start[j], start[j + 1]) ----
+  const int32_t* cand = screen_cand_.data();
+  const float* cand_lb = screen_cand_lb_.data();
+  std::vector<int64_t>& start = soft_pair_start_;
+  start.assign(J_ + 1, 0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float limit = screen_ub_[i] + threshold_;
+    const int32_t* ci = cand + i * kSoftScreenCandidates;
+    const float* cl = cand_lb + i * kSoftScreenCandidates;
+    for (int32_t k = 0; k < screen_count_[i]; ++k) start[ci[k] + 1] += cl[k] <= limit;
+  }
+  for (int64_t j = 0; j < J_; ++j) start[j + 1] += start[j];
+  const int64_t pairs = start[J_];
+  if (8 * pairs > rows * J_) {
+    large_screen_skip_ = 64;  // the float GEMM beats gathered dot products here: pause screening
+    return false;
+  }
+  int32_t* pair_row = soft_pair_row_.Reserve(pairs);
+  float* pair_u = soft_pair_u_.Reserve(pairs);
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < rows; ++i) {
+      const float limit = screen_ub_[i] + threshold_;
+      const int32_t* ci = cand + i * kSoftScreenCandidates;
+      const float* cl = cand_lb + i * kSoftScreenCandidates;
+      for (int32_t k = 0; k < screen_count_[i]; ++k) {
+        if (cl[k] <= limit) pair_row[fill[ci[k]]++] = static_cast<int32_t>(i);
+      }
+    }
+  }
+
+  // ---- Exact values of the kept pairs; per-thread soft-min partials ----
+  // Each thread takes a range of targets holding about pairs / nt pairs, so that the column
+  // sums need no synchronization.
+  const int nt = NumThreads();
+  EnsureThreads(nt);
+  std::vector<int64_t> bounds(nt + 1, J_);
+  bounds[0] = 0;
+  for (int t = 1; t < nt; ++t) {
+    bounds[t] = std::upper_bound(start.begin(), start.end(), pairs * t / nt) - start.begin() - 1;
+  }
+  const float alpha = -2.0f / cost_.scale;
+  const float* off = offset_.data();
+  const float* points = targets_->points();
+  int team = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    if (omp_get_thread_num() == 0) team = omp_get_num_threads();
+    const int t = omp_get_thread_num();
+    ThreadState& ts = State(t);
+    const int64_t j_lo = bounds[t * nt / omp_get_num_threads()];
+    const int64_t j_hi = bounds[(t + 1) * nt / omp_get_num_threads()];
+    const int64_t p_lo = start[j_lo], n = start[j_hi] - p_lo;
+    ts.soft.assign(rows, SoftminPartial{});
+    for (int64_t j = j_lo; j < j_hi; ++j) {
+      const float* yj = points + j * d_;
+      for (int64_t p = start[j]; p < start[j + 1]; ++p) {
+        const int32_t i = pair_row[p];
+        const float u = alpha * ct::Dot(xb + i * ldx, yj, d_) + off[j];
+        pair_u[p] = u;
+        ts.soft[i].min = std::min(ts.soft[i].min, u);
+      }
+    }
+    float* shifted = ts.scratch_value.Reserve(n + 16);
+    float* w = ts.pair_weight.Reserve(n + 16);
+    for (int64_t p = 0; p < n; ++p) shifted[p] = pair_u[p_lo + p] - ts.soft[pair_row[p_lo + p]].min;
+    ct::ExpShifted(shifted, n, 0.0f, inv_lambda_, w);
+    for (int64_t p = 0; p < n; ++p) ts.soft[pair_row[p_lo + p]].sum += w[p];
+  }
+  soft_rows_.assign(rows, SoftminPartial{});
+  for (int t = 0; t < team; ++t) {
+    for (int64_t i = 0; i < rows; ++i) soft_rows_[i] = CombineSoftmin(soft_rows_[i], threads_[t].soft[i], inv_lambda_);
+  }
+  OTGEN_RETURN_IF_ERROR(targets_->AllReduceSoftmin(absl::MakeSpan(soft_rows_), inv_lambda_));
+  std::vector<float> ell(rows);
+  float* values = result->values.data() + r0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const double e = static_cast<double>(soft_rows_[i].min) - static_cast<double>(lambda_) * std::log(soft_rows_[i].sum);
+    ell[i] = static_cast<float>(e);
+    values[i] = static_cast<float>(xs_[r0 + i] + e);
+  }
+  result->candidate_pairs += pairs;
+  result->screened_rows += rows;
+  if (col_sum == nullptr && !request.grad_x) return true;
+
+  // ---- Weights pi_ij = exp((ell_i - u_ij) / lambda): column sums and grad_x ----
+  const bool grad_x = request.grad_x;
+  int weight_team = 1;
+#pragma omp parallel num_threads(team)
+  {
+    if (omp_get_thread_num() == 0) weight_team = omp_get_num_threads();
+    const int t = omp_get_thread_num();
+    ThreadState& ts = State(t);
+    const int64_t j_lo = bounds[t * nt / omp_get_num_threads()];
+    const int64_t j_hi = bounds[(t + 1) * nt / omp_get_num_threads()];
+    const int64_t p_lo = start[j_lo], n = start[j_hi] - p_lo;
+    float* shifted = ts.scratch_value.Reserve(n + 16);
+    float* w = ts.pair_weight.Reserve(n + 16);
+    for (int64_t p = 0; p < n; ++p) shifted[p] = pair_u[p_lo + p] - ell[pair_row[p_lo + p]];
+    ct::ExpShifted(shifted, n, 0.0f, inv_lambda_, w);
+    float* acc = nullptr;
+    if (grad_x) {
+      acc = ts.acc.Reserve(rows * d_);
+      std::memset(acc, 0, sizeof(float) * rows * d_);
+      ts.row_sum.assign(rows, 0.0);
+    }
+    for (int64_t j = j_lo; j < j_hi; ++j) {
+      const float* yj = points + j * d_;
+      float sum = 0.0f;
+      for (int64_t p = start[j]; p < start[j + 1]; ++p) {
+        const float pi = w[p - p_lo];
+        sum += pi;
+        if (grad_x && pi > 0.0f) {
+          const int32_t i = pair_row[p];
+          ct::Axpy(pi, yj, d_, acc + i * d_);
+          ts.row_sum[i] += pi;
+        }
+      }
+      if (col_sum != nullptr) col_sum[j] += sum;
+    }
+  }
+  if (grad_x) {
+    const float two_over_s = 2.0f / cost_.scale;
+#pragma omp parallel for num_threads(team) schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* xi = xb + i * ldx;
+      float* gi = result->grad_x.data() + (r0 + i) * d_;
+      double psum = 0.0;
+      for (int t = 0; t < weight_team; ++t) psum += threads_[t].row_sum[i];
+      const float ps = static_cast<float>(psum);
+      for (int64_t k = 0; k < d_; ++k) {
+        float a = 0.0f;
+        for (int t = 0; t < weight_team; ++t) a += threads_[t].acc.data()[i * d_ + k];
+        gi[k] = two_over_s * (ps * xi[k] - a);
+      }
+    }
+  }
   return true;
 }
 

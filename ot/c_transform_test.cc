@@ -286,6 +286,7 @@ TEST(CTransformTest, SparseAndDensePathsAgreeWithReference) {
     const Reference ref = ComputeReference(p.x, p.y, p.nu, p.psi, p.cost, lambda);
     CTransformOptions sparse;
     sparse.lambda = static_cast<float>(lambda);
+    sparse.large_batch_screening = false;  // the streamed float paths (screening is tested below)
     sparse.max_candidates_per_row = 4096;
     sparse.tile_size = 256;
     CTransformOptions dense = sparse;
@@ -313,6 +314,7 @@ TEST(CTransformTest, MixedPathActuallyMixes) {
   const Problem p = MakeProblem(64, 2000, 30, Cost::SquaredEuclidean(), 5);
   CTransformOptions opt;
   opt.lambda = 0.004f;
+  opt.large_batch_screening = false;
   opt.max_candidates_per_row = 48;
   opt.tile_size = 64;
   CTransform ct = MakeTransform(p, opt);
@@ -337,6 +339,7 @@ TEST(CTransformTest, ProbedPathsAgreeWithReference) {
     SCOPED_TRACE(c.expect);
     CTransformOptions opt;
     opt.lambda = c.lambda;
+    opt.large_batch_screening = false;
     opt.max_candidates_per_row = c.capacity;
     opt.tile_size = 256;
     CTransform ct = MakeTransform(p, opt);
@@ -504,6 +507,89 @@ TEST(CTransformTest, ScreenedLargeBatchEqualsFloatPath) {
     EXPECT_NEAR(ra->semi_dual, rc->semi_dual, 1e-6);
     const Reference ref = ComputeReference(x, y, nu, psi, cost, 0.0);
     ExpectMatchesReference(*ra, ref, 0.0, 2e-5, 2e-4, "screened");
+  }
+}
+
+// lambda > 0, b > small_batch_rows: the bf16 screening keeps the pairs within the threshold of
+// each row's minimum, computes them exactly, and matches the float streamed path and the double
+// reference (values, grad_psi, grad_x), for 9000 targets (two chunks of 4096 and a tail) with
+// zero weights and a nonzero psi, sources near a few targets.
+TEST(CTransformTest, ScreenedSoftLargeBatchEqualsFloatPath) {
+  nn::Rng rng(61);
+  const int64_t J = 9000, d = 96, b = 40;
+  const RowMatrixXf y = RandomPoints(J, d, rng);
+  RowMatrixXf x(b, d);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t k = 0; k < d; ++k) x(i, k) = y(211 * (i + 1), k) + rng.Uniform(-0.1f, 0.1f);
+  }
+  const Eigen::VectorXf nu = RandomWeights(J, rng, 0.05f);
+  Eigen::VectorXf psi(J);
+  for (int64_t j = 0; j < J; ++j) psi[j] = rng.Uniform(-0.02f, 0.02f);
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  for (float lambda : {0.001f, 0.005f}) {
+    SCOPED_TRACE(absl::StrCat("lambda=", lambda));
+    CTransformOptions screened{.lambda = lambda, .row_block = 16};
+    CTransformOptions plain = screened;
+    plain.large_batch_screening = false;
+    auto a = CTransform::Create(targets, cost, screened);
+    auto c = CTransform::Create(targets, cost, plain);
+    ASSERT_TRUE(a.ok() && c.ok());
+    for (int call = 0; call < 2; ++call) {  // the second call reuses the bf16 copy and primitives
+      auto ra = a->Compute(x, psi);
+      auto rc = c->Compute(x, psi);
+      ASSERT_TRUE(ra.ok() && rc.ok());
+      if (CpuHasBf16()) {
+        EXPECT_EQ(ra->screened_rows, b);
+        EXPECT_EQ(ra->dense_rows, 0);
+        EXPECT_GT(ra->candidate_pairs, b);
+        EXPECT_LT(ra->candidate_pairs, b * J / 20);  // screening pruned most pairs
+      }
+      EXPECT_EQ(rc->screened_rows, 0);
+      EXPECT_LE((ra->values - rc->values).cwiseAbs().maxCoeff(), 2e-6);
+      EXPECT_LE((ra->grad_x - rc->grad_x).cwiseAbs().maxCoeff(), 2e-5);
+      EXPECT_LE((ra->grad_psi - rc->grad_psi).cwiseAbs().maxCoeff(), 2e-5);
+      EXPECT_NEAR(ra->semi_dual, rc->semi_dual, 2e-6);
+      const Reference ref = ComputeReference(x, y, nu, psi, cost, lambda);
+      ExpectMatchesReference(*ra, ref, lambda, 2e-5, 2e-4, "screened");
+    }
+    // Values only (the inner loop of SDOT asks for grad_psi alone): the same values.
+    auto values_only = a->Compute(x, psi, {.grad_x = false, .grad_psi = true});
+    ASSERT_TRUE(values_only.ok());
+    auto reference_values = c->Compute(x, psi, {.grad_x = false, .grad_psi = true});
+    ASSERT_TRUE(reference_values.ok());
+    EXPECT_EQ(values_only->grad_x.size(), 0);
+    EXPECT_LE((values_only->values - reference_values->values).cwiseAbs().maxCoeff(), 2e-6);
+    EXPECT_LE((values_only->grad_psi - reference_values->grad_psi).cwiseAbs().maxCoeff(), 2e-5);
+  }
+}
+
+// lambda large against the spread of the costs: every pair lies within the threshold, so soft
+// screening gives up (a row keeps more than its capacity, or more than 1/8 of all pairs
+// survive), the block takes the float path with the same result, and screening pauses.
+TEST(CTransformTest, ScreenedSoftLargeBatchFallsBackWhenItCannotPrune) {
+  nn::Rng rng(67);
+  const int64_t J = 5000, d = 64, b = 20;
+  const RowMatrixXf y = RandomPoints(J, d, rng);
+  const RowMatrixXf x = RandomPoints(b, d, rng);
+  const Eigen::VectorXf nu = RandomWeights(J, rng);
+  const Eigen::VectorXf psi = Eigen::VectorXf::Zero(J);
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  CTransformOptions plain{.lambda = 0.5f};
+  plain.large_batch_screening = false;
+  auto a = CTransform::Create(targets, cost, {.lambda = 0.5f});
+  auto c = CTransform::Create(targets, cost, plain);
+  ASSERT_TRUE(a.ok() && c.ok());
+  auto rc = c->Compute(x, psi);
+  ASSERT_TRUE(rc.ok());
+  for (int call = 0; call < 2; ++call) {
+    auto ra = a->Compute(x, psi);
+    ASSERT_TRUE(ra.ok());
+    EXPECT_EQ(ra->screened_rows, 0);
+    EXPECT_LE((ra->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
+    EXPECT_LE((ra->grad_psi - rc->grad_psi).cwiseAbs().maxCoeff(), 1e-7);
+    EXPECT_LE((ra->grad_x - rc->grad_x).cwiseAbs().maxCoeff(), 1e-6);
   }
 }
 
