@@ -124,6 +124,9 @@ struct ThreadState {
 constexpr int64_t kGatherRows = 256;
 // Probe sample size (lambda > 0): one GEMM tile against a strided sample of the targets.
 constexpr int64_t kProbeTargets = 512;
+// Rows the probe sends to the dense pass keep their pass-1 values for it (instead of a second
+// GEMM over all targets) when they fit in this many bytes.
+constexpr int64_t kStoredValueBytes = int64_t{64} << 20;
 // Small-batch path: at most this many floats in the b x J value buffer.
 constexpr int64_t kSmallBatchMaxElements = int64_t{1} << 22;
 // Large-batch screening (lambda = 0): targets per bf16 matmul, candidates kept per row, and the
@@ -214,8 +217,11 @@ class CTransformImpl {
   // Dense second pass over the rows `rows` (indices into x) with log-normalizers ell (u frame):
   // adds sum_i w_i p_ij to col_sum (if not null) and writes grad_x rows (if grad_x is not null,
   // row r of `rows` to grad_x row rows[r]).
+  // With `stored`, row r's tile values are read from stored + r * J_ (its g values kept by
+  // pass 1) instead of being recomputed.
   void DensePass(const Eigen::Ref<const RowMatrixXf>& x, const std::vector<int64_t>& rows,
-                 const std::vector<float>& ell, const float* row_weights, float* col_sum, RowMatrixXf* grad_x);
+                 const std::vector<float>& ell, const float* row_weights, float* col_sum, RowMatrixXf* grad_x,
+                 const float* stored = nullptr);
   // grad_x row of a hard assignment to local target j.
   void HardGradient(const float* xi, int64_t j, float* out) const;
 
@@ -236,6 +242,7 @@ class CTransformImpl {
   std::vector<MinArgmin> hard_rows_;
   std::vector<SoftminPartial> soft_rows_;
   AlignedBuffer<float> gathered_x_;   // dense pass rows x d
+  AlignedBuffer<float> stored_g_;     // rows predicted dense x J: their pass-1 tile values
   AlignedBuffer<float> small_values_; // small path b x J
   // bf16 screening copy of the targets (small batches), built on first use.
   bool screen_ready_ = false;
@@ -542,6 +549,19 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
   // (only worth it when the targets span several tiles; its targets are visited again below).
   const bool probe = collect && J_ >= 4 * kProbeTargets;
   if (probe) RunProbe(xb, ldx, rows, xdata, cap * nt / 2);
+  // Slots of the predicted dense rows whose tile values pass 1 keeps (-1: recomputed).
+  std::vector<int64_t> slot(rows, -1);
+  int64_t stored_rows = 0;
+  if (probe) {
+    const int64_t predicted = std::count(probe_dense_.begin(), probe_dense_.begin() + rows, 1);
+    if (predicted > 0 && predicted * J_ * static_cast<int64_t>(sizeof(float)) <= kStoredValueBytes) {
+      for (int64_t i = 0; i < rows; ++i) {
+        if (probe_dense_[i]) slot[i] = stored_rows++;
+      }
+      stored_g_.Reserve(stored_rows * J_);
+    }
+  }
+  float* const stored = stored_g_.data();
 
   // ---- Pass 1: shard-local partials per thread ----
   int team = 1;  // the team OpenMP actually provides (1 inside another parallel region)
@@ -585,6 +605,11 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
       const int64_t j0 = t * T;
       const int64_t n = std::min(T, J_ - j0);
       EvaluateTile(xb, ldx, rows, xdata, j0, n, tile);
+      if (stored_rows > 0) {
+        for (int64_t i = 0; i < rows; ++i) {
+          if (slot[i] >= 0) std::memcpy(stored + slot[i] * J_ + j0, tile + i * n, sizeof(float) * n);
+        }
+      }
       for (int64_t i = 0; i < rows; ++i) {
         const float* g = tile + i * n;
         if (!soft) {
@@ -773,7 +798,22 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
     std::vector<float> dense_ell;
     dense_ell.reserve(dense_rows.size());
     for (int64_t r : dense_rows) dense_ell.push_back(ell[r - r0]);
-    DensePass(x, dense_rows, dense_ell, nullptr, col_sum, request.grad_x ? &result->grad_x : nullptr);
+    // Rows with kept values first (in slot order, so that row r's values are at r * J_), then
+    // the rest.
+    std::vector<int64_t> kept_rows, other_rows;
+    std::vector<float> kept_ell, other_ell;
+    for (size_t k = 0; k < dense_rows.size(); ++k) {
+      const bool kept = slot[dense_rows[k] - r0] >= 0;
+      (kept ? kept_rows : other_rows).push_back(dense_rows[k]);
+      (kept ? kept_ell : other_ell).push_back(dense_ell[k]);
+    }
+    RowMatrixXf* grad_x = request.grad_x ? &result->grad_x : nullptr;
+    if (!kept_rows.empty()) {
+      // Every kept row is dense (the probe's prediction sets its overflow flag), so the kept
+      // rows are exactly the slots 0, 1, ... in order.
+      DensePass(x, kept_rows, kept_ell, nullptr, col_sum, grad_x, stored);
+    }
+    if (!other_rows.empty()) DensePass(x, other_rows, other_ell, nullptr, col_sum, grad_x);
   }
   return absl::OkStatus();
 }
@@ -1109,7 +1149,7 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
 
 void CTransformImpl::DensePass(const Eigen::Ref<const RowMatrixXf>& x, const std::vector<int64_t>& rows,
                                const std::vector<float>& ell, const float* row_weights, float* col_sum,
-                               RowMatrixXf* grad_x) {
+                               RowMatrixXf* grad_x, const float* stored) {
   const int64_t nd = static_cast<int64_t>(rows.size());
   const int64_t T = options_.tile_size;
   const int64_t tiles = (J_ + T - 1) / T;
@@ -1140,7 +1180,11 @@ void CTransformImpl::DensePass(const Eigen::Ref<const RowMatrixXf>& x, const std
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t j0 = t * T;
       const int64_t n = std::min(T, J_ - j0);
-      EvaluateTile(xg, d_, nd, xdg.data(), j0, n, tile);
+      if (stored != nullptr) {
+        for (int64_t r = 0; r < nd; ++r) std::memcpy(tile + r * n, stored + r * J_ + j0, sizeof(float) * n);
+      } else {
+        EvaluateTile(xg, d_, nd, xdg.data(), j0, n, tile);
+      }
       for (int64_t r = 0; r < nd; ++r) {
         ts.row_sum[r] += ct::DenseRowWeights(tile + r * n, off + j0, n, ell[r], inv_lambda_,
                                              row_weights != nullptr ? row_weights[r] : 1.0f,
