@@ -1051,14 +1051,25 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
   const float alpha = -2.0f / cost_.scale;
   const float* off = offset_.data();
   const float* points = targets_->points();
+  // The calling thread's targets [j_lo, j_hi) within a team of any size.
+  auto thread_targets = [&]() {
+    const int t = omp_get_thread_num(), size = omp_get_num_threads();
+    return std::pair<int64_t, int64_t>{bounds[t * nt / size], bounds[(t + 1) * nt / size]};
+  };
+  // Into the thread's pair_weight: exp((shift_i - u_p) / lambda) for its pairs p (row i).
+  auto pair_weights = [&](ThreadState& ts, int64_t p_lo, int64_t n, auto shift_of_row) {
+    float* shifted = ts.scratch_value.Reserve(n + 16);
+    float* w = ts.pair_weight.Reserve(n + 16);
+    for (int64_t p = 0; p < n; ++p) shifted[p] = pair_u[p_lo + p] - shift_of_row(pair_row[p_lo + p]);
+    ct::ExpShifted(shifted, n, 0.0f, inv_lambda_, w);
+    return w;
+  };
   int team = 1;
 #pragma omp parallel num_threads(nt)
   {
     if (omp_get_thread_num() == 0) team = omp_get_num_threads();
-    const int t = omp_get_thread_num();
-    ThreadState& ts = State(t);
-    const int64_t j_lo = bounds[t * nt / omp_get_num_threads()];
-    const int64_t j_hi = bounds[(t + 1) * nt / omp_get_num_threads()];
+    ThreadState& ts = State(omp_get_thread_num());
+    const auto [j_lo, j_hi] = thread_targets();
     const int64_t p_lo = start[j_lo], n = start[j_hi] - p_lo;
     ts.soft.assign(rows, SoftminPartial{});
     for (int64_t j = j_lo; j < j_hi; ++j) {
@@ -1070,10 +1081,7 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
         ts.soft[i].min = std::min(ts.soft[i].min, u);
       }
     }
-    float* shifted = ts.scratch_value.Reserve(n + 16);
-    float* w = ts.pair_weight.Reserve(n + 16);
-    for (int64_t p = 0; p < n; ++p) shifted[p] = pair_u[p_lo + p] - ts.soft[pair_row[p_lo + p]].min;
-    ct::ExpShifted(shifted, n, 0.0f, inv_lambda_, w);
+    const float* w = pair_weights(ts, p_lo, n, [&](int32_t i) { return ts.soft[i].min; });
     for (int64_t p = 0; p < n; ++p) ts.soft[pair_row[p_lo + p]].sum += w[p];
   }
   soft_rows_.assign(rows, SoftminPartial{});
@@ -1098,15 +1106,10 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
 #pragma omp parallel num_threads(team)
   {
     if (omp_get_thread_num() == 0) weight_team = omp_get_num_threads();
-    const int t = omp_get_thread_num();
-    ThreadState& ts = State(t);
-    const int64_t j_lo = bounds[t * nt / omp_get_num_threads()];
-    const int64_t j_hi = bounds[(t + 1) * nt / omp_get_num_threads()];
+    ThreadState& ts = State(omp_get_thread_num());
+    const auto [j_lo, j_hi] = thread_targets();
     const int64_t p_lo = start[j_lo], n = start[j_hi] - p_lo;
-    float* shifted = ts.scratch_value.Reserve(n + 16);
-    float* w = ts.pair_weight.Reserve(n + 16);
-    for (int64_t p = 0; p < n; ++p) shifted[p] = pair_u[p_lo + p] - ell[pair_row[p_lo + p]];
-    ct::ExpShifted(shifted, n, 0.0f, inv_lambda_, w);
+    const float* w = pair_weights(ts, p_lo, n, [&](int32_t i) { return ell[i]; });
     float* acc = nullptr;
     if (grad_x) {
       acc = ts.acc.Reserve(rows * d_);
