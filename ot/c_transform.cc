@@ -299,8 +299,9 @@ class CTransformImpl {
   bool ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin, int32_t capacity);
   // lambda > 0, fused cost: values, column sums and gradients of rows [r0, r0 + rows) from the
   // exact float values of the pairs that screening keeps (u_ij <= min_j u_ij + threshold).
-  // Returns false, having changed nothing in `result`, when screening is unavailable or a row
-  // keeps more than kSoftScreenCandidates pairs.
+  // Returns false, having changed nothing in `result`, when screening is unavailable, the
+  // probe predicts a row with more than kSoftScreenCandidates / 2 pairs, a row keeps more than
+  // kSoftScreenCandidates, or all rows more than 1/8 of all pairs.
   absl::StatusOr<bool> ScreenSoftBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
                                        const CTransformRequest& request, float* col_sum, CTransformResult* result);
   // lambda = 0: from the thread-combined hard_rows_ of rows [r0, r0 + rows): the cross-shard
@@ -496,13 +497,13 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
       bool screened = false;
       if (fused_ && options_.large_batch_screening && !large_screen_unavailable_ &&
           J_ * ((d_ + ct::kBf16Pad - 1) / ct::kBf16Pad * ct::kBf16Pad) <= kLargeScreenMaxEntries) {
-        if (large_screen_skip_ > 0) {
+        if (lambda_ > 0.0f) {
+          OTGEN_ASSIGN_OR_RETURN(screened, ScreenSoftBlock(x, r0, rows, request, col_sum, result));
+        } else if (large_screen_skip_ > 0) {
           --large_screen_skip_;
-        } else if (lambda_ == 0.0f) {
+        } else {
           screened = ScreenHardBlock(x, r0, rows, result);
           if (screened) OTGEN_RETURN_IF_ERROR(FinishHardBlock(x, r0, rows, request, col_sum, result));
-        } else {
-          OTGEN_ASSIGN_OR_RETURN(screened, ScreenSoftBlock(x, r0, rows, request, col_sum, result));
         }
       }
       if (!screened) OTGEN_RETURN_IF_ERROR(RunBlock(x, r0, rows, request, col_sum, result));
@@ -1002,11 +1003,15 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
                                                      CTransformResult* result) {
   const int64_t ldx = x.outerStride();
   const float* xb = x.data() + r0 * ldx;
-  if (!ScreenCandidates(xb, ldx, r0, rows, threshold_, kSoftScreenCandidates)) return false;
-  if (std::find(screen_overflow_.begin(), screen_overflow_.end(), 1) != screen_overflow_.end()) {
-    large_screen_skip_ = 64;  // rows this full are cheaper on the float path: pause screening
-    return false;
+  // The decision depends on this call's inputs alone (no pause state), so that a run resumed
+  // from a checkpoint takes the same paths as an uninterrupted one. The probe (a float GEMM
+  // against 512 sampled targets) predicts rows that would keep too many pairs.
+  if (J_ >= 4 * kProbeTargets) {
+    RunProbe(xb, ldx, rows, nullptr, kSoftScreenCandidates / 2);
+    if (std::find(probe_dense_.begin(), probe_dense_.begin() + rows, 1) != probe_dense_.begin() + rows) return false;
   }
+  if (!ScreenCandidates(xb, ldx, r0, rows, threshold_, kSoftScreenCandidates)) return false;
+  if (std::find(screen_overflow_.begin(), screen_overflow_.end(), 1) != screen_overflow_.end()) return false;
   // ---- The kept pairs grouped by target: rows pair_row[p], p in [start[j], start[j + 1]) ----
   const int32_t* cand = screen_cand_.data();
   const float* cand_lb = screen_cand_lb_.data();
@@ -1020,10 +1025,7 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
   }
   for (int64_t j = 0; j < J_; ++j) start[j + 1] += start[j];
   const int64_t pairs = start[J_];
-  if (8 * pairs > rows * J_) {
-    large_screen_skip_ = 64;  // the float GEMM beats gathered dot products here: pause screening
-    return false;
-  }
+  if (8 * pairs > rows * J_) return false;  // the float GEMM beats gathered dot products here
   int32_t* pair_row = soft_pair_row_.Reserve(pairs);
   float* pair_u = soft_pair_u_.Reserve(pairs);
   {

@@ -58,10 +58,11 @@
 // place beyond prune_threshold * lambda above the row's minimum (MNIST test images against the
 // training set at lambda = 0.01: about 1700 of 60000 per row); the kept pairs, grouped by
 // target, get exact float dot products, and values, weights and grad_x come from them alone,
-// as in the sparse path (dropped pairs weigh less than e^-prune_threshold each). When a row
-// would keep more than 16384 pairs, or all rows together more than 1/8 of all pairs (sources
-// far from every target, e.g. an untrained generator's samples), the block takes the float
-// streamed path and screening pauses for 64 calls.
+// as in the sparse path (dropped pairs weigh less than e^-prune_threshold each). When the probe
+// (below) predicts a row with more than 8192 pairs, or a row keeps more than 16384, or all rows
+// together more than 1/8 of all pairs (sources far from every target, e.g. an untrained
+// generator's samples), the block takes the float streamed path. That choice depends on the
+// call's inputs alone, so a run resumed from a checkpoint takes the same paths.
 //
 // Small batches (b <= 8, the single-sample stochastic solvers) take a third, dense path that
 // splits the targets statically across threads and computes dot products directly from the
@@ -149,7 +150,7 @@ struct CTransformOptions {
   // when more than 1/8 of the pairs needed the exact product. lambda > 0: the same screening
   // keeps the targets within prune_threshold * lambda (plus the bound) of the screened minimum
   // and forms values and gradients from their exact float values (see the file comment); a
-  // block it cannot prune takes the float path. Costs a bf16 copy of the targets (2 J d bytes,
+  // block it cannot prune takes the float path (no pause: decided call by call). Costs a bf16 copy of the targets (2 J d bytes,
   // shared with small_batch_screening).
   bool large_batch_screening = true;
 
