@@ -84,6 +84,18 @@ std::atomic<internal::ConvLayout> conv_layout{internal::ConvLayout::kAuto};
 
 // One executable primitive plus the reorders between the callers' plain layouts and the
 // layouts the primitive chose. Copies share the underlying oneDNN objects.
+// A reordered input that is often passed again unchanged (a layer's weights between two
+// optimizer steps: the critic of a WGAN-GP step runs each convolution forward 4-5 times with
+// the same weights). The plan keeps the caller's last values and their reordered copy, and
+// reuses the copy when the new values compare equal (memcmp: exact, and 4-6x cheaper than the
+// f32 -> blocked bf16 reorder it saves, 0.1 vs 0.62 ms for a 256x128x5x5 weight).
+struct ReorderedInputCache {
+  std::vector<char> last_user;  // the caller's bytes at the last reorder
+  void* prim = nullptr;         // their reordered copy (prim_md layout), owned
+  size_t prim_bytes = 0;
+  ~ReorderedInputCache() { std::free(prim); }
+};
+
 struct PrimitivePlan {
   struct Arg {
     int id;                // DNNL_ARG_*
@@ -92,6 +104,7 @@ struct PrimitivePlan {
     bool output;
     bool reordered;
     dnnl::reorder reorder;  // user -> prim for inputs, prim -> user for outputs
+    std::shared_ptr<ReorderedInputCache> cache;  // reordered inputs marked reusable
   };
   dnnl::primitive primitive;
   std::vector<Arg> args;
@@ -101,6 +114,7 @@ struct ArgSpec {
   int id;
   memory::desc user_md;
   bool output;
+  bool reusable = false;  // an input worth a ReorderedInputCache (weights)
 };
 
 PrimitivePlan MakePlan(dnnl::primitive primitive, const dnnl::primitive_desc_base& pd,
@@ -115,6 +129,7 @@ PrimitivePlan MakePlan(dnnl::primitive primitive, const dnnl::primitive_desc_bas
     a.prim_md = pd.query_md(dnnl::query::exec_arg_md, s.id);
     a.output = s.output;
     a.reordered = a.prim_md != a.user_md;
+    if (a.reordered && s.reusable && !s.output) a.cache = std::make_shared<ReorderedInputCache>();
     if (a.reordered) {
       a.reorder = s.output ? dnnl::reorder(dnnl::reorder::primitive_desc(engine, a.prim_md, engine, a.user_md))
                            : dnnl::reorder(dnnl::reorder::primitive_desc(engine, a.user_md, engine, a.prim_md));
@@ -164,6 +179,27 @@ void Execute(const PrimitivePlan& plan, const std::vector<float*>& data) {
     memory user(a.user_md, ctx.engine(), data[k]);
     if (!a.reordered) {
       exec_args.emplace(a.id, user);
+      continue;
+    }
+    if (a.cache != nullptr) {
+      ReorderedInputCache& cache = *a.cache;
+      const size_t user_bytes = a.user_md.get_size();
+      const bool same = cache.last_user.size() == user_bytes && cache.prim != nullptr &&
+                        std::memcmp(cache.last_user.data(), data[k], user_bytes) == 0;
+      if (!same) {
+        const size_t prim_bytes = a.prim_md.get_size();
+        if (cache.prim_bytes < prim_bytes) {
+          std::free(cache.prim);
+          cache.prim = std::aligned_alloc(64, (prim_bytes + 63) / 64 * 64);
+          OTGEN_CHECK(cache.prim != nullptr, absl::StrCat("oneDNN weights cache: cannot allocate ", prim_bytes, " bytes"));
+          cache.prim_bytes = prim_bytes;
+        }
+        memory prim(a.prim_md, ctx.engine(), cache.prim);
+        a.reorder.execute(stream, user, prim);
+        cache.last_user.assign(reinterpret_cast<const char*>(data[k]),
+                               reinterpret_cast<const char*>(data[k]) + user_bytes);
+      }
+      exec_args.emplace(a.id, memory(a.prim_md, ctx.engine(), cache.prim));
       continue;
     }
     memory internal(a.prim_md, ctx.engine(), Scratch(k, a.prim_md.get_size()));
@@ -264,7 +300,7 @@ Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor*
     const auto pd = NativeBFloat16OrFloat32Pd(
         bf16, [&](memory::data_type operands) { return ConvForwardPd(c, blocked, bias != nullptr, operands); });
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.src(), kF32, Tag::nchw), false},
-                                  {DNNL_ARG_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), false},
+                                  {DNNL_ARG_WEIGHTS, memory::desc(c.weights(), kF32, Tag::oihw), false, true},
                                   {DNNL_ARG_DST, memory::desc(c.dst(), kF32, Tag::nchw), true}};
     if (bias != nullptr) specs.push_back({DNNL_ARG_BIAS, memory::desc({c.o}, kF32, Tag::x), false});
     return MakePlan(dnnl::convolution_forward(pd), pd, specs);
@@ -486,7 +522,7 @@ Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, con
     };
     const auto pd = NativeBFloat16OrFloat32Pd(bf16, make_pd);
     std::vector<ArgSpec> specs = {{DNNL_ARG_SRC, memory::desc(c.dst(), kF32, Tag::nchw), false},
-                                  {DNNL_ARG_WEIGHTS, memory::desc(deconv_weights, kF32, Tag::iohw), false},
+                                  {DNNL_ARG_WEIGHTS, memory::desc(deconv_weights, kF32, Tag::iohw), false, true},
                                   {DNNL_ARG_DST, memory::desc(c.src(), kF32, Tag::nchw), true}};
     if (bias != nullptr) specs.push_back({DNNL_ARG_BIAS, memory::desc({c.i}, kF32, Tag::x), false});
     return MakePlan(dnnl::deconvolution_forward(pd), pd, specs);

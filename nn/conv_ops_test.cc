@@ -372,6 +372,32 @@ TEST(ConvGemmTest, WeightGradientMatchesOneDnnAcrossChunks) {
   }
 }
 
+// Reordered weights are reused only while the caller's values are unchanged: weights edited in
+// place between calls (as an optimizer step does) give the new result, and restoring them gives
+// the old one bit for bit. Blocked layouts, so that the weights are reordered.
+TEST(ConvWeightsCacheTest, WeightsEditedInPlaceAreReorderedAgain) {
+  Rng rng(21);
+  const Tensor x = Normal({2, 16, 8, 8}, rng);
+  Tensor w = Normal({32, 16, 3, 3}, rng, 0.3f);
+  const Conv2dGeometry g{.stride = 1, .padding = 1};
+  auto conv = [&](ConvLayout layout) {
+    internal::SetConvLayoutForTesting(layout);
+    Tensor y = Conv2d(Var(x), Var(w), Var(), g).value();
+    internal::SetConvLayoutForTesting(ConvLayout::kAuto);
+    return y;
+  };
+  const Tensor y1 = conv(ConvLayout::kBlocked);
+  auto values = [](const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.numel()); };
+  EXPECT_EQ(values(conv(ConvLayout::kBlocked)), values(y1));  // the reused copy: same values
+  const float saved = w.data()[5];
+  w.data()[5] += 1.0f;  // in place: same storage, new values
+  const Tensor y2 = conv(ConvLayout::kBlocked);
+  EXPECT_NE(values(y2), values(y1));
+  ExpectClose(y2, conv(ConvLayout::kPlain), 1e-5f, "edited weights, blocked vs plain");
+  w.data()[5] = saved;
+  EXPECT_EQ(values(conv(ConvLayout::kBlocked)), values(y1));
+}
+
 TEST(ConvShapeTest, ValidatesShapes) {
   EXPECT_EQ(*Conv2dOutputShape({64, 1, 28, 28}, {64, 1, 5, 5}, {.stride = 2, .padding = 2}), (Shape{64, 64, 14, 14}));
   EXPECT_EQ(
