@@ -324,8 +324,27 @@ Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor*
 // The chunk's Z stays in the last-level cache; T (one image) in L2. Used when the output has
 // at least kMinBlockedChannels channels (the col2im accumulation is vectorized over them).
 
-// dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols.
-void TransposeMatrix(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst) {
+// Stores of the transposes below: float32 as is, or rounded to bf16 (nn/precision.h).
+inline void StoreElement(float v, float* dst) { *dst = v; }
+inline void StoreElement(float v, uint16_t* dst) { *dst = internal::ToBFloat16(v); }
+#ifdef __AVX512F__
+inline void Store16(__m512 v, float* dst) { _mm512_storeu_ps(dst, v); }
+inline void Store16(__m512 v, uint16_t* dst) {
+#ifdef __AVX512BF16__
+  const __m256bh h = _mm512_cvtneps_pbh(v);
+  std::memcpy(dst, &h, sizeof(h));
+#else
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  for (int k = 0; k < 16; ++k) dst[k] = internal::ToBFloat16(lanes[k]);
+#endif
+}
+#endif
+
+// dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols; with a uint16_t
+// destination the values are rounded to bf16 on the way (one pass instead of two).
+template <typename Out>
+void TransposeMatrix(const float* src, int64_t rows, int64_t cols, int64_t ld_src, Out* dst, int64_t ld_dst) {
   int64_t r0 = 0;
 #ifdef __AVX512F__
   for (; r0 + 16 <= rows; r0 += 16) {
@@ -356,15 +375,15 @@ void TransposeMatrix(const float* src, int64_t rows, int64_t cols, int64_t ld_sr
         r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);       // col j + 8
         r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd); // col j + 12
       }
-      for (int k = 0; k < 16; ++k) _mm512_storeu_ps(dst + (c0 + k) * ld_dst + r0, r[k]);
+      for (int k = 0; k < 16; ++k) Store16(r[k], dst + (c0 + k) * ld_dst + r0);
     }
     for (; c0 < cols; ++c0) {
-      for (int64_t r = r0; r < r0 + 16; ++r) dst[c0 * ld_dst + r] = src[r * ld_src + c0];
+      for (int64_t r = r0; r < r0 + 16; ++r) StoreElement(src[r * ld_src + c0], dst + c0 * ld_dst + r);
     }
   }
 #endif
   for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = r0; r < rows; ++r) dst[c * ld_dst + r] = src[r * ld_src + c];
+    for (int64_t r = r0; r < rows; ++r) StoreElement(src[r * ld_src + c], dst + c * ld_dst + r);
   }
 }
 
@@ -449,8 +468,11 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
     const dnnl::matmul gemm16 = bf16 ? GemmPrimitive(rows, c.o, zcols, kBf16) : dnnl::matmul();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
-      TransposeMatrix(x + (n0 + n) * c.o * pin, c.o, pin, pin, a + n * pin * c.o, c.o);
-      if (gemm16) internal::ConvertToBFloat16(a + n * pin * c.o, pin * c.o, a16 + n * pin * c.o);
+      if (gemm16) {
+        TransposeMatrix(x + (n0 + n) * c.o * pin, c.o, pin, pin, a16 + n * pin * c.o, c.o);
+      } else {
+        TransposeMatrix(x + (n0 + n) * c.o * pin, c.o, pin, pin, a + n * pin * c.o, c.o);
+      }
     }
     if (gemm16) {
       gemm16.execute(ctx.stream(),
@@ -571,10 +593,6 @@ Tensor ConvBackwardWeightsGemm(const Tensor& src, const Tensor& dst_grad, Tensor
   char* bm = static_cast<char*>(Scratch(kGemmScratchSlot + 7, elem * max_k * cols));
   char* nhwc = static_cast<char*>(Scratch(kGemmScratchSlot + 8, elem * chunk * plane * c.i));
   float* g_acc = static_cast<float*>(Scratch(kGemmScratchSlot + 9, sizeof(float) * c.o * cols));
-  const int threads = omp_get_max_threads();
-  // Per-thread float32 staging (a row of A, or an image of S), converted to bf16 in cache.
-  float* staging = static_cast<float*>(
-      Scratch(kGemmScratchSlot + 10, sizeof(float) * threads * std::max(max_k, plane * c.i)));
   const float* x = src.data();
   const float* g = dst_grad.data();
   float* db = bias_grad != nullptr ? bias_grad->data() : nullptr;
@@ -584,25 +602,30 @@ Tensor ConvBackwardWeightsGemm(const Tensor& src, const Tensor& dst_grad, Tensor
     const int64_t k = images * pix;
 #pragma omp parallel
     {
-      float* stage = staging + static_cast<int64_t>(omp_get_thread_num()) * std::max(max_k, plane * c.i);
 #pragma omp for schedule(static) nowait
       for (int64_t o = 0; o < c.o; ++o) {
-        float* row = bf16 ? stage : reinterpret_cast<float*>(a) + o * k;
+        double sum = 0;
         for (int64_t n = 0; n < images; ++n) {
-          std::memcpy(row + n * pix, g + ((n0 + n) * c.o + o) * pix, sizeof(float) * pix);
+          const float* gr = g + ((n0 + n) * c.o + o) * pix;
+          if (bf16) {
+            internal::ConvertToBFloat16(gr, pix, reinterpret_cast<uint16_t*>(a) + o * k + n * pix);
+          } else {
+            std::memcpy(reinterpret_cast<float*>(a) + o * k + n * pix, gr, sizeof(float) * pix);
+          }
+          if (db != nullptr) {
+            for (int64_t j = 0; j < pix; ++j) sum += gr[j];
+          }
         }
-        if (db != nullptr) {
-          double sum = 0;
-          for (int64_t j = 0; j < k; ++j) sum += row[j];
-          db[o] += static_cast<float>(sum);
-        }
-        if (bf16) internal::ConvertToBFloat16(row, k, reinterpret_cast<uint16_t*>(a) + o * k);
+        if (db != nullptr) db[o] += static_cast<float>(sum);
       }
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < images; ++n) {
-        float* out = bf16 ? stage : reinterpret_cast<float*>(nhwc) + n * plane * c.i;
-        TransposeMatrix(x + (n0 + n) * c.i * plane, c.i, plane, plane, out, c.i);
-        if (bf16) internal::ConvertToBFloat16(out, plane * c.i, reinterpret_cast<uint16_t*>(nhwc) + n * plane * c.i);
+        const float* xn = x + (n0 + n) * c.i * plane;
+        if (bf16) {
+          TransposeMatrix(xn, c.i, plane, plane, reinterpret_cast<uint16_t*>(nhwc) + n * plane * c.i, c.i);
+        } else {
+          TransposeMatrix(xn, c.i, plane, plane, reinterpret_cast<float*>(nhwc) + n * plane * c.i, c.i);
+        }
       }
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < k; ++r) {
