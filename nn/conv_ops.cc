@@ -82,8 +82,6 @@ constexpr int64_t kMinBlockedChannels = 16;
 
 std::atomic<internal::ConvLayout> conv_layout{internal::ConvLayout::kAuto};
 
-// One executable primitive plus the reorders between the callers' plain layouts and the
-// layouts the primitive chose. Copies share the underlying oneDNN objects.
 // A reordered input that is often passed again unchanged (a layer's weights between two
 // optimizer steps: the critic of a WGAN-GP step runs each convolution forward 4-5 times with
 // the same weights). The plan keeps the caller's last values and their reordered copy, and
@@ -96,6 +94,8 @@ struct ReorderedInputCache {
   ~ReorderedInputCache() { std::free(prim); }
 };
 
+// One executable primitive plus the reorders between the callers' plain layouts and the
+// layouts the primitive chose. Copies share the underlying oneDNN objects.
 struct PrimitivePlan {
   struct Arg {
     int id;                // DNNL_ARG_*
