@@ -978,7 +978,8 @@ void BatchStatistics(const float* x, const BnView& v, float* mean, float* varian
   }
 }
 
-// y = x * scale[c] + shift[c].
+// y = x * scale[c] + shift[c], or max(0, x * scale[c] + shift[c]) when `relu`.
+template <bool kRelu>
 void ChannelAffine(const float* x, const BnView& v, const float* scale, const float* shift, float* y) {
   if (v.s == 1) {
 #pragma omp parallel for schedule(static)
@@ -986,7 +987,10 @@ void ChannelAffine(const float* x, const BnView& v, const float* scale, const fl
       const float* in = x + r * v.c;
       float* out = y + r * v.c;
 #pragma omp simd
-      for (int64_t j = 0; j < v.c; ++j) out[j] = in[j] * scale[j] + shift[j];
+      for (int64_t j = 0; j < v.c; ++j) {
+        const float t = in[j] * scale[j] + shift[j];
+        out[j] = kRelu ? std::max(t, 0.0f) : t;
+      }
     }
     return;
   }
@@ -996,13 +1000,26 @@ void ChannelAffine(const float* x, const BnView& v, const float* scale, const fl
     const float* in = x + plane * v.s;
     float* out = y + plane * v.s;
 #pragma omp simd
-    for (int64_t k = 0; k < v.s; ++k) out[k] = in[k] * a + b;
+    for (int64_t k = 0; k < v.s; ++k) {
+      const float t = in[k] * a + b;
+      out[k] = kRelu ? std::max(t, 0.0f) : t;
+    }
   }
 }
 
-// Training: batch statistics (returned); inference: the given running statistics.
+void ChannelAffine(const float* x, const BnView& v, const float* scale, const float* shift, bool relu, float* y) {
+  if (relu) {
+    ChannelAffine<true>(x, v, scale, shift, y);
+  } else {
+    ChannelAffine<false>(x, v, scale, shift, y);
+  }
+}
+
+// Training: batch statistics (returned); inference: the given running statistics. With
+// `relu`, y = max(0, BN(x)).
 NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const Tensor* beta, bool training,
-                                   const Tensor* running_mean, const Tensor* running_var, float eps) {
+                                   const Tensor* running_mean, const Tensor* running_var, float eps,
+                                   bool relu = false) {
   const BnView v(x);
   const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   NormForward result;
@@ -1025,7 +1042,7 @@ NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const T
     scale[ch] = (gamma != nullptr ? gamma->data()[ch] : 1.0f) * rstd;
     shift[ch] = (beta != nullptr ? beta->data()[ch] : 0.0f) - mean[ch] * scale[ch];
   }
-  ChannelAffine(x.data(), v, scale.data(), shift.data(), result.y.data());
+  ChannelAffine(x.data(), v, scale.data(), shift.data(), relu, result.y.data());
   return result;
 }
 
@@ -1281,10 +1298,19 @@ Var BatchNorm(const Var& x, const Var& gamma, const Var& beta, Tensor* running_m
   if (has_beta) inputs.push_back(beta);
   const int gamma_index = has_gamma ? 1 : -1;
   const int beta_index = has_beta ? (has_gamma ? 2 : 1) : -1;
+  // With gradients, max(0, BN(x)) is recorded as the two ops; without, the max is fused into
+  // the output pass below (and no node is recorded).
+  const bool fused_relu = options.relu && !AnyRequiresGrad(inputs);
+  if (options.relu && !fused_relu) {
+    BatchNormOptions plain = options;
+    plain.relu = false;
+    return Relu(BatchNorm(x, gamma, beta, running_mean, running_var, plain));
+  }
 
   if (options.training) {
     NormForward f = BatchNormForwardKernel(x.value(), has_gamma ? &gamma.value() : nullptr,
-                                           has_beta ? &beta.value() : nullptr, true, nullptr, nullptr, eps);
+                                           has_beta ? &beta.value() : nullptr, true, nullptr, nullptr, eps,
+                                           fused_relu);
     if (running_mean != nullptr) {
       const float m = options.momentum;
       const float unbias = static_cast<float>(count) / static_cast<float>(count - 1);
@@ -1295,6 +1321,7 @@ Var BatchNorm(const Var& x, const Var& gamma, const Var& beta, Tensor* running_m
         rv[c] = (1 - m) * rv[c] + m * f.variance.data()[c] * unbias;
       }
     }
+    if (fused_relu) return Const(std::move(f.y));
     Tensor mean = f.mean;
     Tensor variance = f.variance;
     return Record("BatchNorm", std::move(f.y), std::move(inputs),
@@ -1323,7 +1350,8 @@ Var BatchNorm(const Var& x, const Var& gamma, const Var& beta, Tensor* running_m
 
   // Inference: an affine map of x with constant statistics.
   NormForward f = BatchNormForwardKernel(x.value(), has_gamma ? &gamma.value() : nullptr,
-                                         has_beta ? &beta.value() : nullptr, false, running_mean, running_var, eps);
+                                         has_beta ? &beta.value() : nullptr, false, running_mean, running_var, eps,
+                                         fused_relu);
   if (!AnyRequiresGrad(inputs)) return Const(std::move(f.y));
   Tensor rstd = Tensor::Empty(param);
   Tensor mean = running_mean->Clone();  // the running statistics may change before backward

@@ -105,6 +105,11 @@ struct BatchNormOptions {
   // r <- (1 - momentum) r + momentum * batch_stat.
   float momentum = 0.1f;
   float eps = 1e-5f;
+  // Returns max(0, BN(x)), what BatchNorm followed by Relu computes. When no gradient is
+  // recorded (no-grad mode, or no input requires one) the max is taken in the
+  // normalization's output pass: one read and one write of x fewer than the two ops. With
+  // gradients it records exactly Relu(BatchNorm(x)).
+  bool relu = false;
 };
 
 // Batch normalization of x [N,C] or [N,C,H,W] per channel. gamma, beta: [C] or undefined

@@ -525,6 +525,57 @@ TEST(BatchNormTest, FusedAndComposedBackwardAgreeOnWideMatrices) {
   }
 }
 
+// BatchNormOptions::relu: the fused no-gradient pass equals Relu(BatchNorm(x)) bit for bit, in
+// training (with the same running-statistics update) and inference, for [N, C] and
+// [N, C, H, W]; with gradients it records the two ops, so first and second derivatives hold.
+TEST(BatchNormTest, FusedReluEqualsReluOfBatchNorm) {
+  Rng rng(26);
+  for (const Shape& shape : {Shape{6, 300}, Shape{3, 5, 4, 4}}) {
+    const int64_t c = shape[1];
+    const Tensor x = Tensor::Normal(shape, 0.5f, 2.0f, rng);
+    const Var gamma = Var::Parameter(Normal({c}, rng)), beta = Var::Parameter(Normal({c}, rng));
+    for (const bool training : {true, false}) {
+      Tensor rm_fused = Tensor::Uniform({c}, -1.0f, 1.0f, rng), rv_fused = Tensor::Uniform({c}, 0.5f, 2.0f, rng);
+      Tensor rm_plain = rm_fused.Clone(), rv_plain = rv_fused.Clone();
+      Tensor fused, plain;
+      {
+        NoGradGuard no_grad;
+        fused = BatchNorm(Var(x), gamma, beta, &rm_fused, &rv_fused, {.training = training, .relu = true}).value();
+        plain = Relu(BatchNorm(Var(x), gamma, beta, &rm_plain, &rv_plain, {.training = training})).value();
+      }
+      const std::string what = absl::StrCat(ShapeToString(shape), training ? " training" : " inference");
+      EXPECT_EQ(math::MaxAbsDiff(fused, plain), 0.0f) << what;
+      EXPECT_EQ(math::MaxAbsDiff(rm_fused, rm_plain), 0.0f) << what;
+      EXPECT_EQ(math::MaxAbsDiff(rv_fused, rv_plain), 0.0f) << what;
+      // About half the outputs are clamped, so the max was applied.
+      int64_t zeros = 0;
+      for (int64_t k = 0; k < fused.numel(); ++k) zeros += fused.data()[k] == 0.0f;
+      EXPECT_GT(zeros, fused.numel() / 5) << what;
+      EXPECT_LT(zeros, fused.numel() * 4 / 5) << what;
+      // With gradients recorded: the same values, and a graph that differentiates twice.
+      const Var recorded = BatchNorm(Var(x), gamma, beta, &rm_fused, &rv_fused, {.training = training, .relu = true});
+      EXPECT_TRUE(recorded.requires_grad()) << what;
+      EXPECT_EQ(math::MaxAbsDiff(recorded.value(), plain), 0.0f) << what;
+    }
+  }
+  // Finite differences on small inputs (few values, none within the step of the kink).
+  for (const Shape& shape : {Shape{5, 3}, Shape{2, 3, 2, 2}}) {
+    const int64_t c = shape[1];
+    Tensor rm = Normal({c}, rng), rv = Tensor::Uniform({c}, 0.5f, 2.0f, rng);
+    auto train = [](const std::vector<Var>& in) {
+      return Square(BatchNorm(in[0], in[1], in[2], nullptr, nullptr, {.relu = true}));
+    };
+    const Tensor xs = Normal(shape, rng);
+    const Tensor g = Normal({c}, rng), b = Normal({c}, rng);
+    EXPECT_TRUE(GradCheck(train, {xs, g, b}).ok()) << GradCheck(train, {xs, g, b});
+    EXPECT_TRUE(GradGradCheck(train, {xs, g, b}).ok()) << GradGradCheck(train, {xs, g, b});
+    auto eval = [&rm, &rv](const std::vector<Var>& in) {
+      return Square(BatchNorm(in[0], in[1], in[2], &rm, &rv, {.training = false, .relu = true}));
+    };
+    EXPECT_TRUE(GradCheck(eval, {xs, g, b}).ok()) << GradCheck(eval, {xs, g, b});
+  }
+}
+
 // ---- Layer normalization ---------------------------------------------------------------------
 
 TEST(LayerNormTest, ForwardMatchesReference) {

@@ -181,9 +181,9 @@ absl::Status BatchNormBase::CheckChannelsAndCount(const Shape& input, const std:
   return absl::OkStatus();
 }
 
-Var BatchNormBase::Normalize(const Var& x) {
+Var BatchNormBase::Normalize(const Var& x, bool relu) {
   return nn::BatchNorm(x, weight_, bias_, running_mean_, running_var_,
-                       {.training = is_training(), .momentum = options_.momentum, .eps = options_.eps});
+                       {.training = is_training(), .momentum = options_.momentum, .eps = options_.eps, .relu = relu});
 }
 
 BatchNorm1d::BatchNorm1d(int64_t num_features, const BatchNormLayerOptions& options)
@@ -197,10 +197,10 @@ absl::StatusOr<Shape> BatchNorm1d::OutputShape(const Shape& input) const {
   return input;
 }
 
-Var BatchNorm1d::ForwardImpl(const Var& x) {
-  if (x.rank() == 2) return Normalize(x);
+Var BatchNorm1d::NormalizeInput(const Var& x, bool relu) {
+  if (x.rank() == 2) return Normalize(x, relu);
   // [N, C, L] as [N, C, L, 1]: the same per-channel statistics over N and L.
-  return nn::Reshape(Normalize(nn::Reshape(x, {x.dim(0), x.dim(1), x.dim(2), 1})), x.shape());
+  return nn::Reshape(Normalize(nn::Reshape(x, {x.dim(0), x.dim(1), x.dim(2), 1}), relu), x.shape());
 }
 
 BatchNorm2d::BatchNorm2d(int64_t num_features, const BatchNormLayerOptions& options)
@@ -213,7 +213,7 @@ absl::StatusOr<Shape> BatchNorm2d::OutputShape(const Shape& input) const {
   return input;
 }
 
-Var BatchNorm2d::ForwardImpl(const Var& x) { return Normalize(x); }
+Var BatchNorm2d::NormalizeInput(const Var& x, bool relu) { return Normalize(x, relu); }
 
 // ---- LayerNorm ---------------------------------------------------------------------------------
 
@@ -369,7 +369,16 @@ std::string Sequential::Describe() const {
 
 Var Sequential::ForwardImpl(const Var& x) {
   Var h = x;
-  for (int i = 0; i < size(); ++i) h = ForwardUnchecked(at(i), h);
+  for (int i = 0; i < size(); ++i) {
+    // BatchNorm then ReLU: one pass over the activations when no gradient is recorded.
+    auto* norm = dynamic_cast<BatchNormBase*>(&at(i));
+    if (norm != nullptr && i + 1 < size() && dynamic_cast<const ReLU*>(&at(i + 1)) != nullptr) {
+      h = norm->ForwardThenRelu(h);
+      ++i;
+      continue;
+    }
+    h = ForwardUnchecked(at(i), h);
+  }
   return h;
 }
 

@@ -143,11 +143,19 @@ class BatchNormBase : public Module {
   const Tensor& running_mean() const { return *running_mean_; }
   const Tensor& running_var() const { return *running_var_; }
 
+  // max(0, Forward(x)) without Forward's shape check: this layer followed by ReLU. Without
+  // recorded gradients the max is taken in the normalization's output pass
+  // (BatchNormOptions::relu); Sequential uses it for each BatchNorm directly followed by ReLU.
+  Var ForwardThenRelu(const Var& x) { return NormalizeInput(x, /*relu=*/true); }
+
  protected:
   BatchNormBase(std::string type, int64_t num_features, const BatchNormLayerOptions& options);
   // Checks channels and, in training, that there is more than one value per channel.
   absl::Status CheckChannelsAndCount(const Shape& input, const std::string& expected) const;
-  Var Normalize(const Var& x);
+  // BN(x), or max(0, BN(x)) when `relu`, on a checked input of the subclass's layout.
+  virtual Var NormalizeInput(const Var& x, bool relu) = 0;
+  Var Normalize(const Var& x, bool relu);
+  Var ForwardImpl(const Var& x) override { return NormalizeInput(x, /*relu=*/false); }
 
  private:
   int64_t features_;
@@ -164,7 +172,7 @@ class BatchNorm1d : public BatchNormBase {
   absl::StatusOr<Shape> OutputShape(const Shape& input) const override;
 
  protected:
-  Var ForwardImpl(const Var& x) override;
+  Var NormalizeInput(const Var& x, bool relu) override;
 };
 
 // Input [N, C, H, W].
@@ -174,7 +182,7 @@ class BatchNorm2d : public BatchNormBase {
   absl::StatusOr<Shape> OutputShape(const Shape& input) const override;
 
  protected:
-  Var ForwardImpl(const Var& x) override;
+  Var NormalizeInput(const Var& x, bool relu) override;
 };
 
 class LayerNorm : public Module {

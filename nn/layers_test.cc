@@ -394,6 +394,49 @@ TEST(BatchNormTest, TrainingUsesBatchStatisticsAndUpdatesRunningStats) {
   }
 }
 
+// Sequential runs BatchNorm + ReLU as one fused pass without gradients
+// (BatchNormBase::ForwardThenRelu): same outputs and running statistics as the layers one by
+// one, and the recorded graph with gradients.
+TEST(BatchNormTest, SequentialFusesBatchNormAndReluWithoutChangingResults) {
+  for (const bool two_d : {false, true}) {
+    Rng rng(13);
+    L::Sequential net;
+    if (two_d) {
+      net.Emplace<L::BatchNorm2d>(4);
+    } else {
+      net.Emplace<L::BatchNorm1d>(4);
+    }
+    net.Emplace<L::ReLU>();
+    net.Emplace<L::Tanh>();
+    Rng init(3);
+    L::InitDcgan(net, init);
+    auto* bn = dynamic_cast<L::BatchNormBase*>(&net.at(0));
+    ASSERT_NE(bn, nullptr);
+    const Tensor x = two_d ? Tensor::Normal({5, 4, 3, 3}, 1.0f, 2.0f, rng) : Tensor::Normal({5, 4, 6}, 1.0f, 2.0f, rng);
+    Tensor fused;
+    {
+      NoGradGuard no_grad;
+      fused = net.Forward(Var::Constant(x)).value().value();
+    }
+    const Tensor fused_mean = bn->running_mean().Clone();
+    bn->ResetRunningStats();
+    // The layers one at a time, with gradients recorded.
+    Var h = Var::Constant(x);
+    for (int i = 0; i < net.size(); ++i) h = net.at(i).Forward(h).value();
+    EXPECT_TRUE(h.requires_grad());
+    EXPECT_EQ(math::MaxAbsDiff(fused, h.value()), 0.0f) << (two_d ? "2d" : "1d");
+    EXPECT_EQ(math::MaxAbsDiff(fused_mean, bn->running_mean()), 0.0f);
+    // With gradients through the Sequential: the same graph as the layers one at a time.
+    bn->ResetRunningStats();
+    const Var y = net.Forward(Var::Constant(x)).value();
+    EXPECT_TRUE(y.requires_grad());
+    EXPECT_EQ(math::MaxAbsDiff(y.value(), h.value()), 0.0f);
+    const std::vector<Var> g_seq = Grad({SumAll(y)}, {bn->weight(), bn->bias()});
+    const std::vector<Var> g_one = Grad({SumAll(h)}, {bn->weight(), bn->bias()});
+    for (int k = 0; k < 2; ++k) EXPECT_EQ(math::MaxAbsDiff(g_seq[k].value(), g_one[k].value()), 0.0f);
+  }
+}
+
 TEST(BatchNormTest, EvalUsesRunningStatistics) {
   Rng rng(13);
   L::BatchNorm1d bn(2);
