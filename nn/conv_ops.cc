@@ -427,7 +427,66 @@ dnnl::matmul GemmPrimitive(int64_t rows, int64_t k, int64_t cols, memory::data_t
 // Z chunks of about this many bytes (they stay in the shared last-level cache).
 constexpr int64_t kGemmChunkBytes = int64_t{8} << 20;
 
-Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+// Per-channel mean and squared deviations of one image's tile T [pixels, channels] (in L2),
+// into image_mean / image_m2 [channels]; `scratch` holds 2 * channels floats. Float sums
+// within a pixel block of 16, double across blocks.
+void TileMoments(const float* t, int64_t pixels, int64_t channels, float* scratch, double* image_mean,
+                 double* image_m2) {
+  float* mean = scratch;
+  float* acc = scratch + channels;
+  constexpr int64_t kBlock = 16;
+  for (int64_t i = 0; i < channels; ++i) image_mean[i] = image_m2[i] = 0;
+  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+    std::fill(acc, acc + channels, 0.0f);
+    for (int64_t p = p0; p < std::min(pixels, p0 + kBlock); ++p) {
+      const float* tp = t + p * channels;
+#pragma omp simd
+      for (int64_t i = 0; i < channels; ++i) acc[i] += tp[i];
+    }
+    for (int64_t i = 0; i < channels; ++i) image_mean[i] += acc[i];
+  }
+  for (int64_t i = 0; i < channels; ++i) {
+    image_mean[i] /= static_cast<double>(pixels);
+    mean[i] = static_cast<float>(image_mean[i]);
+  }
+  for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+    std::fill(acc, acc + channels, 0.0f);
+    for (int64_t p = p0; p < std::min(pixels, p0 + kBlock); ++p) {
+      const float* tp = t + p * channels;
+#pragma omp simd
+      for (int64_t i = 0; i < channels; ++i) {
+        const float d = tp[i] - mean[i];
+        acc[i] += d * d;
+      }
+    }
+    for (int64_t i = 0; i < channels; ++i) image_m2[i] += acc[i];
+  }
+}
+
+// Combines per-image moments [images, channels] (each over `pixels` values) in image order.
+void CombineImageMoments(const double* image_mean, const double* image_m2, int64_t images, int64_t channels,
+                         int64_t pixels, ChannelMoments* moments) {
+  moments->mean = Tensor::Empty({channels});
+  moments->variance = Tensor::Empty({channels});
+  for (int64_t i = 0; i < channels; ++i) {
+    double mean = 0;
+    for (int64_t n = 0; n < images; ++n) mean += image_mean[n * channels + i];
+    mean /= static_cast<double>(images);
+    double m2 = 0, spread = 0;
+    for (int64_t n = 0; n < images; ++n) {
+      const double d = image_mean[n * channels + i] - mean;
+      m2 += image_m2[n * channels + i];
+      spread += d * d;
+    }
+    moments->mean.data()[i] = static_cast<float>(mean);
+    moments->variance.data()[i] =
+        static_cast<float>((m2 + static_cast<double>(pixels) * spread) / static_cast<double>(images * pixels));
+  }
+}
+
+// `moments`, when not null, receives the output's ChannelMoments (see ConvTranspose2d).
+Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c,
+                            ChannelMoments* moments) {
   const int64_t kk = c.kh * c.kw;
   const int64_t zcols = kk * c.i;         // Z columns (u, v, i)
   const int64_t pin = c.hd * c.wd;        // pixels of an input image
@@ -435,13 +494,20 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
   const int64_t chunk = std::clamp<int64_t>(kGemmChunkBytes / (pin * zcols * 4), 1, c.n);
   const int threads = omp_get_max_threads();
   Tensor out = Tensor::Empty({c.n, c.i, c.hs, c.ws});
+  std::vector<double> image_mean, image_m2;
+  if (moments != nullptr) {
+    image_mean.resize(c.n * c.i);
+    image_m2.resize(c.n * c.i);
+  }
 
   OneDnnContext& ctx = OneDnnContext::Get();
   std::lock_guard<std::mutex> lock(ExecutionMutex());
   float* wp = static_cast<float*>(Scratch(kGemmScratchSlot, sizeof(float) * c.o * zcols));
   float* a = static_cast<float*>(Scratch(kGemmScratchSlot + 1, sizeof(float) * chunk * pin * c.o));
   float* z = static_cast<float*>(Scratch(kGemmScratchSlot + 2, sizeof(float) * chunk * pin * zcols));
-  float* tiles = static_cast<float*>(Scratch(kGemmScratchSlot + 3, sizeof(float) * threads * pout * c.i));
+  // Per thread: a tile [pout, c.i] and 2 c.i floats for TileMoments.
+  const int64_t tile_stride = (pout + 2) * c.i;
+  float* tiles = static_cast<float*>(Scratch(kGemmScratchSlot + 3, sizeof(float) * threads * tile_stride));
   const float* w = weights.data();
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < c.o; ++o) {
@@ -488,7 +554,7 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
     ctx.stream().wait();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
-      float* t = tiles + static_cast<int64_t>(omp_get_thread_num()) * pout * c.i;
+      float* t = tiles + static_cast<int64_t>(omp_get_thread_num()) * tile_stride;
       for (int64_t p = 0; p < pout; ++p) {
         float* tp = t + p * c.i;
         if (b != nullptr) {
@@ -514,18 +580,26 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
           }
         }
       }
+      if (moments != nullptr) {
+        TileMoments(t, pout, c.i, t + pout * c.i, image_mean.data() + (n0 + n) * c.i,
+                    image_m2.data() + (n0 + n) * c.i);
+      }
       TransposeMatrix(t, pout, c.i, c.i, out.data() + (n0 + n) * c.i * pout, pout);
     }
   }
+  if (moments != nullptr) CombineImageMoments(image_mean.data(), image_m2.data(), c.n, c.i, pout, moments);
   return out;
 }
 
 // src_grad = conv^T(dst_grad, weights) + bias, run as oneDNN's deconvolution_forward: a
 // deconvolution from O to I channels whose weights [I (out), O (in), kh, kw] are stored as
 // our conv weights [O, I, kh, kw], i.e. in format iohw.
-Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c) {
+// `moments`, when not null, receives the output's ChannelMoments on the GEMM path and stays
+// untouched otherwise.
+Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c,
+                              ChannelMoments* moments = nullptr) {
   CountProductMacs(c.Macs());
-  if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c);
+  if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c, moments);
   const bool blocked = UseBlocked(c.i >= kMinBlockedChannels);
   const bool bf16 = UseBFloat16(blocked);
   const std::string key =
@@ -852,7 +926,15 @@ Var Conv2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& g) {
                 });
 }
 
+namespace {
+ChannelMoments MomentsByPass(const Tensor& y);  // with the batch-norm kernels below
+}  // namespace
+
 Var ConvTranspose2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& g) {
+  return ConvTranspose2d(x, w, b, g, nullptr);
+}
+
+Var ConvTranspose2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& g, ChannelMoments* moments) {
   OTGEN_CHECK(x.defined() && w.defined(), "ConvTranspose2d: undefined input or weight");
   const Shape out = ValueOrDie(ConvTranspose2dOutputShape(x.shape(), w.shape(), g), "ConvTranspose2d");
   CheckBias("ConvTranspose2d", b, w.dim(1));
@@ -860,7 +942,9 @@ Var ConvTranspose2d(const Var& x, const Var& w, const Var& b, const Conv2dGeomet
   // weights w read as [O = C_in, I = C_out, kh, kw].
   const Conv2dGeometry conv_g{g.stride, g.padding, 0};
   const ConvShape c = ConvView(out, w.shape(), x.shape(), conv_g);
-  Tensor y = ConvBackwardDataKernel(x.value(), w.value(), b.defined() ? &b.value() : nullptr, c);
+  if (moments != nullptr) *moments = ChannelMoments{};
+  Tensor y = ConvBackwardDataKernel(x.value(), w.value(), b.defined() ? &b.value() : nullptr, c, moments);
+  if (moments != nullptr && !moments->mean.defined()) *moments = MomentsByPass(y);
   std::vector<Var> inputs = {x, w};
   if (b.defined()) inputs.push_back(b);
   return Record("ConvTranspose2d", std::move(y), std::move(inputs),
@@ -1015,11 +1099,19 @@ void ChannelAffine(const float* x, const BnView& v, const float* scale, const fl
   }
 }
 
-// Training: batch statistics (returned); inference: the given running statistics. With
-// `relu`, y = max(0, BN(x)).
+ChannelMoments MomentsByPass(const Tensor& y) {
+  const BnView v(y);
+  const ScopedSerialBelow serial(y.numel(), kMinParallelElements);
+  ChannelMoments m{Tensor::Empty({v.c}), Tensor::Empty({v.c})};
+  BatchStatistics(y.data(), v, m.mean.data(), m.variance.data());
+  return m;
+}
+
+// Training: batch statistics (`given`, or computed; returned); inference: the given running
+// statistics. With `relu`, y = max(0, BN(x)).
 NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const Tensor* beta, bool training,
                                    const Tensor* running_mean, const Tensor* running_var, float eps,
-                                   bool relu = false) {
+                                   bool relu = false, const ChannelMoments* given = nullptr) {
   const BnView v(x);
   const ScopedSerialBelow serial(x.numel(), kMinParallelElements);
   NormForward result;
@@ -1027,9 +1119,14 @@ NormForward BatchNormForwardKernel(const Tensor& x, const Tensor* gamma, const T
   const float* mean;
   const float* variance;
   if (training) {
-    result.mean = Tensor::Empty({v.c});
-    result.variance = Tensor::Empty({v.c});
-    BatchStatistics(x.data(), v, result.mean.data(), result.variance.data());
+    if (given != nullptr) {
+      result.mean = given->mean;
+      result.variance = given->variance;
+    } else {
+      result.mean = Tensor::Empty({v.c});
+      result.variance = Tensor::Empty({v.c});
+      BatchStatistics(x.data(), v, result.mean.data(), result.variance.data());
+    }
     mean = result.mean.data();
     variance = result.variance.data();
   } else {
@@ -1307,10 +1404,17 @@ Var BatchNorm(const Var& x, const Var& gamma, const Var& beta, Tensor* running_m
     return Relu(BatchNorm(x, gamma, beta, running_mean, running_var, plain));
   }
 
+  if (options.batch_moments != nullptr) {
+    const ChannelMoments& m = *options.batch_moments;
+    OTGEN_CHECK(options.training, "BatchNorm: batch_moments are for training mode");
+    OTGEN_CHECK(m.mean.defined() && m.variance.defined() && m.mean.shape() == param && m.variance.shape() == param,
+                absl::StrCat("BatchNorm: batch_moments must be two tensors of shape ", ShapeToString(param)));
+  }
+
   if (options.training) {
     NormForward f = BatchNormForwardKernel(x.value(), has_gamma ? &gamma.value() : nullptr,
                                            has_beta ? &beta.value() : nullptr, true, nullptr, nullptr, eps,
-                                           fused_relu);
+                                           fused_relu, options.batch_moments);
     if (running_mean != nullptr) {
       const float m = options.momentum;
       const float unbias = static_cast<float>(count) / static_cast<float>(count - 1);

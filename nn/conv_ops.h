@@ -75,6 +75,22 @@ Var Conv2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& geome
 // undefined.
 Var ConvTranspose2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& geometry = {});
 
+// Per-channel batch statistics of y [N, C, H, W] over N, H and W: what training-mode
+// BatchNorm normalizes with (see BatchNormOptions::batch_moments).
+struct ChannelMoments {
+  Tensor mean;      // [C]
+  Tensor variance;  // [C], biased: mean of (y - mean)^2
+};
+
+// ConvTranspose2d that also returns its output's ChannelMoments. With 16 or more output
+// channels they are gathered while each output image is still in cache, so the batch
+// statistics cost no pass over y: per image, the channel means m_n and the sums of squared
+// deviations M_n (two passes over the image), then, in double and in image order,
+//   mean = (1/N) sum_n m_n,   variance = (1/(N P)) (sum_n M_n + P sum_n (m_n - mean)^2)
+// with P = H W. Fewer channels: one pass over y after the convolution.
+Var ConvTranspose2d(const Var& x, const Var& w, const Var& b, const Conv2dGeometry& geometry,
+                    ChannelMoments* moments);
+
 // PyTorch-style positional forms: Conv2d(x, w, b, stride, padding),
 // ConvTranspose2d(x, w, b, stride, padding, output_padding).
 inline Var Conv2d(const Var& x, const Var& w, const Var& b, int64_t stride, int64_t padding) {
@@ -110,6 +126,9 @@ struct BatchNormOptions {
   // normalization's output pass: one read and one write of x fewer than the two ops. With
   // gradients it records exactly Relu(BatchNorm(x)).
   bool relu = false;
+  // Training only: x's batch statistics, already computed (e.g. by ConvTranspose2d with
+  // moments); the statistics pass over x is skipped. They must be x's: the backward uses them.
+  const ChannelMoments* batch_moments = nullptr;
 };
 
 // Batch normalization of x [N,C] or [N,C,H,W] per channel. gamma, beta: [C] or undefined

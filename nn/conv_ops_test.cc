@@ -576,6 +576,71 @@ TEST(BatchNormTest, FusedReluEqualsReluOfBatchNorm) {
   }
 }
 
+// ConvTranspose2d with moments: the same output as without, and the output's per-channel mean
+// and biased variance against a double-precision reference, on the GEMM path (>= 16 output
+// channels: gathered per image) and the oneDNN path (a separate pass); also with a large
+// common offset, where a one-pass E[y^2] - E[y]^2 would lose the variance.
+TEST(BatchNormTest, ConvTransposeMomentsMatchTheOutputsStatistics) {
+  Rng rng(27);
+  struct Case {
+    Shape x, w;
+    Conv2dGeometry g;
+    float bias_offset;
+  };
+  for (const Case& k : {Case{{3, 8, 5, 5}, {8, 32, 4, 4}, {.stride = 2, .padding = 1}, 0.0f},
+                        Case{{4, 16, 3, 3}, {16, 17, 5, 5}, {.stride = 2, .padding = 2, .output_padding = 1}, 0.0f},
+                        Case{{3, 8, 5, 5}, {8, 32, 4, 4}, {.stride = 2, .padding = 1}, 1000.0f},
+                        Case{{2, 6, 4, 4}, {6, 3, 3, 3}, {.stride = 1, .padding = 1}, 0.0f}}) {
+    const Var x(Normal(k.x, rng)), w(Normal(k.w, rng, 0.1f));
+    Tensor b = Normal({k.w[1]}, rng);
+    for (int64_t i = 0; i < b.numel(); ++i) b.data()[i] += k.bias_offset;
+    ChannelMoments moments;
+    const Var y = ConvTranspose2d(x, w, Var(b), k.g, &moments);
+    const std::string what = absl::StrCat(ShapeToString(k.w), " offset ", k.bias_offset);
+    EXPECT_EQ(math::MaxAbsDiff(y.value(), ConvTranspose2d(x, w, Var(b), k.g).value()), 0.0f) << what;
+    std::vector<double> mean, var;
+    RefChannelStats(y.value(), &mean, &var);
+    ASSERT_EQ(moments.mean.shape(), (Shape{k.w[1]})) << what;
+    ASSERT_EQ(moments.variance.shape(), (Shape{k.w[1]})) << what;
+    for (int64_t c = 0; c < k.w[1]; ++c) {
+      EXPECT_NEAR(moments.mean.at({c}), mean[c], 1e-6 * (1 + std::abs(mean[c]))) << what << " channel " << c;
+      // The outputs are floats: near 1000 they carry ~3e-5 absolute rounding, so ~1e-4 of a
+      // variance of order 1 (relative), as for BatchStatistics.
+      EXPECT_NEAR(moments.variance.at({c}), var[c], (k.bias_offset > 0 ? 1e-4 : 1e-5) * var[c])
+          << what << " channel " << c;
+    }
+  }
+}
+
+// BatchNorm with given batch_moments equals BatchNorm computing them, forward and gradients.
+TEST(BatchNormTest, GivenBatchMomentsReplaceTheStatisticsPass) {
+  Rng rng(28);
+  const Tensor x = Tensor::Normal({4, 5, 3, 3}, 0.5f, 2.0f, rng);
+  const Var gamma = Var::Parameter(Normal({5}, rng)), beta = Var::Parameter(Normal({5}, rng));
+  std::vector<double> mean, var;
+  RefChannelStats(x, &mean, &var);
+  ChannelMoments given{Tensor::Empty({5}), Tensor::Empty({5})};
+  for (int c = 0; c < 5; ++c) {
+    given.mean.data()[c] = static_cast<float>(mean[c]);
+    given.variance.data()[c] = static_cast<float>(var[c]);
+  }
+  Tensor rm1 = Tensor::Zeros({5}), rv1 = Tensor::Ones({5}), rm2 = Tensor::Zeros({5}), rv2 = Tensor::Ones({5});
+  const Var xv = Var::Parameter(x);
+  const Var a = BatchNorm(xv, gamma, beta, &rm1, &rv1, {.batch_moments = &given});
+  const Var b = BatchNorm(xv, gamma, beta, &rm2, &rv2);
+  ExpectClose(a.value(), b.value(), 1e-5f, "given moments");
+  ExpectClose(rm1, rm2, 1e-6f, "running mean");
+  ExpectClose(rv1, rv2, 1e-6f, "running variance");
+  const Var u = Var::Constant(Normal({4, 5, 3, 3}, rng));
+  const std::vector<Var> ga = Grad({SumAll(Mul(a, u))}, {xv, gamma, beta});
+  const std::vector<Var> gb = Grad({SumAll(Mul(b, u))}, {xv, gamma, beta});
+  for (int k = 0; k < 3; ++k) ExpectClose(ga[k].value(), gb[k].value(), 1e-4f, absl::StrCat("grad ", k));
+  // Moments that are not x's change the result (they are used, not recomputed).
+  given.mean.data()[0] += 1.0f;
+  const Var shifted = BatchNorm(Var(x), gamma, beta, nullptr, nullptr, {.batch_moments = &given});
+  EXPECT_GT(math::MaxAbsDiff(shifted.value(), b.value()), 0.1f);
+}
+
 // ---- Layer normalization ---------------------------------------------------------------------
 
 TEST(LayerNormTest, ForwardMatchesReference) {

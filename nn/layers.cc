@@ -141,6 +141,10 @@ std::string ConvTranspose2d::Describe() const {
 
 Var ConvTranspose2d::ForwardImpl(const Var& x) { return nn::ConvTranspose2d(x, weight_, bias_, geometry_); }
 
+Var ConvTranspose2d::ForwardWithMoments(const Var& x, ChannelMoments* moments) {
+  return nn::ConvTranspose2d(x, weight_, bias_, geometry_, moments);
+}
+
 // ---- Batch norm -------------------------------------------------------------------------------
 
 BatchNormBase::BatchNormBase(std::string type, int64_t num_features, const BatchNormLayerOptions& options)
@@ -181,9 +185,13 @@ absl::Status BatchNormBase::CheckChannelsAndCount(const Shape& input, const std:
   return absl::OkStatus();
 }
 
-Var BatchNormBase::Normalize(const Var& x, bool relu) {
+Var BatchNormBase::Normalize(const Var& x, const ChannelMoments* moments, bool relu) {
   return nn::BatchNorm(x, weight_, bias_, running_mean_, running_var_,
-                       {.training = is_training(), .momentum = options_.momentum, .eps = options_.eps, .relu = relu});
+                       {.training = is_training(),
+                        .momentum = options_.momentum,
+                        .eps = options_.eps,
+                        .relu = relu,
+                        .batch_moments = is_training() ? moments : nullptr});
 }
 
 BatchNorm1d::BatchNorm1d(int64_t num_features, const BatchNormLayerOptions& options)
@@ -197,10 +205,10 @@ absl::StatusOr<Shape> BatchNorm1d::OutputShape(const Shape& input) const {
   return input;
 }
 
-Var BatchNorm1d::NormalizeInput(const Var& x, bool relu) {
-  if (x.rank() == 2) return Normalize(x, relu);
+Var BatchNorm1d::NormalizeInput(const Var& x, const ChannelMoments* moments, bool relu) {
+  if (x.rank() == 2) return Normalize(x, moments, relu);
   // [N, C, L] as [N, C, L, 1]: the same per-channel statistics over N and L.
-  return nn::Reshape(Normalize(nn::Reshape(x, {x.dim(0), x.dim(1), x.dim(2), 1}), relu), x.shape());
+  return nn::Reshape(Normalize(nn::Reshape(x, {x.dim(0), x.dim(1), x.dim(2), 1}), moments, relu), x.shape());
 }
 
 BatchNorm2d::BatchNorm2d(int64_t num_features, const BatchNormLayerOptions& options)
@@ -213,7 +221,9 @@ absl::StatusOr<Shape> BatchNorm2d::OutputShape(const Shape& input) const {
   return input;
 }
 
-Var BatchNorm2d::NormalizeInput(const Var& x, bool relu) { return Normalize(x, relu); }
+Var BatchNorm2d::NormalizeInput(const Var& x, const ChannelMoments* moments, bool relu) {
+  return Normalize(x, moments, relu);
+}
 
 // ---- LayerNorm ---------------------------------------------------------------------------------
 
@@ -369,12 +379,24 @@ std::string Sequential::Describe() const {
 
 Var Sequential::ForwardImpl(const Var& x) {
   Var h = x;
+  // Fusions with the same results as the layers one by one (same graph with gradients):
+  // ConvTranspose2d then a training-mode BatchNorm gets the batch statistics from the
+  // convolution's output pass; BatchNorm then ReLU is one pass over the activations when no
+  // gradient is recorded.
+  auto next = [this](int i) -> Module* { return i + 1 < size() ? &at(i + 1) : nullptr; };
   for (int i = 0; i < size(); ++i) {
-    // BatchNorm then ReLU: one pass over the activations when no gradient is recorded.
-    auto* norm = dynamic_cast<BatchNormBase*>(&at(i));
-    if (norm != nullptr && i + 1 < size() && dynamic_cast<const ReLU*>(&at(i + 1)) != nullptr) {
-      h = norm->ForwardThenRelu(h);
+    ChannelMoments moments;
+    const ChannelMoments* norm_moments = nullptr;
+    auto* deconv = dynamic_cast<ConvTranspose2d*>(&at(i));
+    if (deconv != nullptr && dynamic_cast<BatchNormBase*>(next(i)) != nullptr && next(i)->is_training()) {
+      h = deconv->ForwardWithMoments(h, &moments);
+      norm_moments = &moments;
       ++i;
+    }
+    if (auto* norm = dynamic_cast<BatchNormBase*>(&at(i)); norm != nullptr) {
+      const bool relu = dynamic_cast<ReLU*>(next(i)) != nullptr;
+      h = norm->ForwardFused(h, norm_moments, relu);
+      if (relu) ++i;
       continue;
     }
     h = ForwardUnchecked(at(i), h);

@@ -114,6 +114,10 @@ class ConvTranspose2d : public Module {
   const Var& weight() const { return weight_; }
   const Var& bias() const { return bias_; }
 
+  // Forward(x) without the shape check, also returning the output's batch statistics (see
+  // nn::ConvTranspose2d with moments); Sequential uses it when a training-mode BatchNorm follows.
+  Var ForwardWithMoments(const Var& x, ChannelMoments* moments);
+
  protected:
   Var ForwardImpl(const Var& x) override;
 
@@ -143,19 +147,24 @@ class BatchNormBase : public Module {
   const Tensor& running_mean() const { return *running_mean_; }
   const Tensor& running_var() const { return *running_var_; }
 
-  // max(0, Forward(x)) without Forward's shape check: this layer followed by ReLU. Without
-  // recorded gradients the max is taken in the normalization's output pass
-  // (BatchNormOptions::relu); Sequential uses it for each BatchNorm directly followed by ReLU.
-  Var ForwardThenRelu(const Var& x) { return NormalizeInput(x, /*relu=*/true); }
+  // Forward(x) without the shape check, fused with its neighbours in a Sequential:
+  // `moments` (or null) are x's batch statistics, already computed by the layer before
+  // (training mode only; BatchNormOptions::batch_moments); `relu` returns max(0, Forward(x)),
+  // this layer followed by ReLU, with the max taken in the normalization's output pass when
+  // no gradient is recorded (BatchNormOptions::relu).
+  Var ForwardFused(const Var& x, const ChannelMoments* moments, bool relu) {
+    return NormalizeInput(x, moments, relu);
+  }
 
  protected:
   BatchNormBase(std::string type, int64_t num_features, const BatchNormLayerOptions& options);
   // Checks channels and, in training, that there is more than one value per channel.
   absl::Status CheckChannelsAndCount(const Shape& input, const std::string& expected) const;
-  // BN(x), or max(0, BN(x)) when `relu`, on a checked input of the subclass's layout.
-  virtual Var NormalizeInput(const Var& x, bool relu) = 0;
-  Var Normalize(const Var& x, bool relu);
-  Var ForwardImpl(const Var& x) override { return NormalizeInput(x, /*relu=*/false); }
+  // BN(x), or max(0, BN(x)) when `relu`, on a checked input of the subclass's layout; see
+  // ForwardFused for `moments`.
+  virtual Var NormalizeInput(const Var& x, const ChannelMoments* moments, bool relu) = 0;
+  Var Normalize(const Var& x, const ChannelMoments* moments, bool relu);
+  Var ForwardImpl(const Var& x) override { return NormalizeInput(x, nullptr, /*relu=*/false); }
 
  private:
   int64_t features_;
@@ -172,7 +181,7 @@ class BatchNorm1d : public BatchNormBase {
   absl::StatusOr<Shape> OutputShape(const Shape& input) const override;
 
  protected:
-  Var NormalizeInput(const Var& x, bool relu) override;
+  Var NormalizeInput(const Var& x, const ChannelMoments* moments, bool relu) override;
 };
 
 // Input [N, C, H, W].
@@ -182,7 +191,7 @@ class BatchNorm2d : public BatchNormBase {
   absl::StatusOr<Shape> OutputShape(const Shape& input) const override;
 
  protected:
-  Var NormalizeInput(const Var& x, bool relu) override;
+  Var NormalizeInput(const Var& x, const ChannelMoments* moments, bool relu) override;
 };
 
 class LayerNorm : public Module {

@@ -437,6 +437,46 @@ TEST(BatchNormTest, SequentialFusesBatchNormAndReluWithoutChangingResults) {
   }
 }
 
+// ConvTranspose2d + BatchNorm2d + ReLU in a Sequential (the DCGAN generator's block): the
+// convolution hands its output's statistics to the normalization. Same values, running
+// statistics and gradients as the layers one at a time (up to the rounding of the statistics),
+// with and without recorded gradients; in eval mode the statistics are not used at all.
+TEST(BatchNormTest, SequentialPassesConvTransposeMomentsToBatchNorm) {
+  Rng rng(14);
+  L::Sequential net;
+  auto* deconv = net.Emplace<L::ConvTranspose2d>(8, 32, 4, 2, 1, 0, rng);
+  auto* bn = net.Emplace<L::BatchNorm2d>(32);
+  net.Emplace<L::ReLU>();
+  Rng init(4);
+  L::InitDcgan(net, init);
+  const Tensor x = Tensor::Normal({3, 8, 5, 5}, 0.0f, 1.0f, rng);
+  Var h = Var::Constant(x);
+  for (int i = 0; i < net.size(); ++i) h = net.at(i).Forward(h).value();
+  const Tensor one_by_one_mean = bn->running_mean().Clone(), one_by_one_var = bn->running_var().Clone();
+  bn->ResetRunningStats();
+  const Var y = net.Forward(Var::Constant(x)).value();
+  EXPECT_TRUE(y.requires_grad());
+  EXPECT_LT(math::MaxAbsDiff(y.value(), h.value()), 1e-5f);
+  EXPECT_LT(math::MaxAbsDiff(bn->running_mean(), one_by_one_mean), 1e-6f);
+  EXPECT_LT(math::MaxAbsDiff(bn->running_var(), one_by_one_var), 1e-6f);
+  const Var u = Var::Constant(Tensor::Normal(y.shape(), 0.0f, 1.0f, rng));
+  const std::vector<Var> params = {deconv->weight(), deconv->bias(), bn->weight(), bn->bias()};
+  const std::vector<Var> g_seq = Grad({SumAll(Mul(y, u))}, params);
+  const std::vector<Var> g_one = Grad({SumAll(Mul(h, u))}, params);
+  for (int k = 0; k < 4; ++k) {
+    const float scale = math::MaxAbsDiff(g_one[k].value(), Tensor::Zeros(g_one[k].shape()));
+    EXPECT_LT(math::MaxAbsDiff(g_seq[k].value(), g_one[k].value()), 1e-4f * (1 + scale)) << "parameter " << k;
+  }
+  {
+    NoGradGuard no_grad;
+    EXPECT_LT(math::MaxAbsDiff(net.Forward(Var::Constant(x)).value().value(), y.value()), 1e-5f);
+  }
+  net.Eval();
+  Var e = Var::Constant(x);
+  for (int i = 0; i < net.size(); ++i) e = net.at(i).Forward(e).value();
+  EXPECT_EQ(math::MaxAbsDiff(net.Forward(Var::Constant(x)).value().value(), e.value()), 0.0f);
+}
+
 TEST(BatchNormTest, EvalUsesRunningStatistics) {
   Rng rng(13);
   L::BatchNorm1d bn(2);

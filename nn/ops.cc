@@ -363,11 +363,16 @@ Var Linear(const Var& x, const Var& w, const Var& b) {
   OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1),
               absl::StrCat("Linear: input ", ShapeToString(x.shape()), " and weight ", ShapeToString(w.shape()),
                            " (expected [batch, in] and [out, in])"));
-  Var y = MatMul(x, w, false, true);
-  if (!b.defined()) return y;
+  if (!b.defined()) return MatMul(x, w, false, true);
   OTGEN_CHECK(b.rank() == 1 && b.dim(0) == w.dim(0),
               absl::StrCat("Linear: bias ", ShapeToString(b.shape()), " for weight ", ShapeToString(w.shape())));
-  return Add(y, b);
+  // One node: the bias is added by the matmul (no [batch, out] pass of its own).
+  return Record("Linear", math::Linear(x.value(), w.value(), b.value()), {x, w, b},
+                [](const Var& g, const std::vector<Var>& in, const Var&, const std::vector<bool>& needs) {
+                  return std::vector<Var>{needs[0] ? MatMul(g, in[1]) : Var(),
+                                          needs[1] ? MatMul(g, in[0], true, false) : Var(),
+                                          needs[2] ? Sum(g, {0}) : Var()};
+                });
 }
 
 // ---- Layout ------------------------------------------------------------------------------------

@@ -190,6 +190,21 @@ TEST_F(BFloat16ComputeTest, MatMulMultipliesRoundedOperandsWithFloatAccumulation
   }
 }
 
+// Linear's bias rides on the bf16 product (a float32 bias, added exactly).
+TEST_F(BFloat16ComputeTest, LinearWithBiasMultipliesRoundedOperands) {
+  Rng rng(6);
+  const Tensor x = Tensor::Normal({96, 80}, 0.0f, 1.0f, rng), w = Tensor::Normal({64, 80}, 0.0f, 1.0f, rng);
+  const Tensor b = Tensor::Normal({64}, 0.0f, 1.0f, rng);
+  const Tensor of_rounded = math::Linear(RoundedToBFloat16(x), RoundedToBFloat16(w), b);
+  Tensor mixed;
+  {
+    ComputePrecisionGuard bf16(ComputePrecision::kBFloat16);
+    mixed = math::Linear(x, w, b);
+  }
+  EXPECT_LT(RelativeMaxError(mixed, of_rounded), 1e-5);
+  EXPECT_GT(RelativeMaxError(mixed, math::Linear(x, w, b)), 1e-4) << "the bf16 path did not run";
+}
+
 // Without native bf16 (AVX2-only CPUs, where oneDNN 2.6 cannot even create a bf16 matmul or
 // convolution), kBFloat16 mode computes exactly as float32: same results, no exception.
 TEST(BFloat16FallbackTest, WithoutNativeBFloat16ProductsStayFloat32) {

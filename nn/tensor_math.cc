@@ -1012,21 +1012,31 @@ uint16_t* BFloat16Scratch(int slot, int64_t n) {
   return b.data();
 }
 
-// out = op(a) @ op(b); out has MatMulShape and does not overlap a or b.
-void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out) {
+// out = op(a) @ op(b) (+ bias [n] on every row, 2-D only); out has MatMulShape and does not
+// overlap a or b.
+void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out,
+                  const Tensor* bias = nullptr) {
   const bool batched = a.rank() == 3;
   const int64_t batch = batched ? a.dim(0) : 1;
   const int64_t m = out.dim(-2), n = out.dim(-1);
   const int64_t k = transpose_a ? a.dim(-2) : a.dim(-1);
   CountProductMacs(batch * m * n * k);
   if (out.numel() == 0) return;
+  // out = bias on every row (or 0), for the paths that accumulate into it.
+  auto fill_initial = [&] {
+    if (bias == nullptr) {
+      out.Fill(0.0f);
+      return;
+    }
+    for (int64_t i = 0; i < m; ++i) std::copy(bias->data(), bias->data() + n, out.data() + i * n);
+  };
   if (k == 0) {
-    out.Fill(0.0f);
+    fill_initial();
     return;
   }
 
   if (!UsePrimitive(batch * m * n * k, kMinPrimitiveMatMulMacs)) {
-    out.Fill(0.0f);
+    fill_initial();
     for (int64_t t = 0; t < batch; ++t) {
       const float* pa = a.data() + t * m * k;
       const float* pb = b.data() + t * k * n;
@@ -1060,10 +1070,22 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     c_strides.insert(c_strides.begin(), m * n);
   }
   std::string key = NewKey("matmul");
-  absl::StrAppend(&key, transpose_a ? "T" : "N", transpose_b ? "T" : "N");
+  absl::StrAppend(&key, transpose_a ? "T" : "N", transpose_b ? "T" : "N", bias != nullptr ? "bias" : "");
   AppendDims(&key, a_dims);
   AppendDims(&key, c_dims);
   const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
+  const memory::desc bias_md = bias != nullptr ? memory::desc({1, n}, memory::data_type::f32, Dims{n, 1})
+                                               : memory::desc();
+  // The matmul descriptor, with the bias when there is one.
+  auto matmul_desc = [&](const memory::desc& a_desc, const memory::desc& b_desc) {
+    return bias != nullptr ? dnnl::matmul::desc(a_desc, b_desc, bias_md, c_md) : dnnl::matmul::desc(a_desc, b_desc, c_md);
+  };
+  auto arguments = [&](memory a_mem, memory b_mem) {
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, std::move(a_mem)}, {DNNL_ARG_WEIGHTS, std::move(b_mem)}, {DNNL_ARG_DST, Wrap(c_md, out.data())}};
+    if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, Wrap(bias_md, bias->data()));
+    return args;
+  };
   OneDnnContext& ctx = OneDnnContext::Get();
   if (BFloat16OperandsInEffect()) {
     // Mixed precision (nn/precision.h): bf16 copies of the operands in their own layouts
@@ -1072,7 +1094,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     const memory::desc a16_md(a_dims, memory::data_type::bf16, a_strides);
     const memory::desc b16_md(b_dims, memory::data_type::bf16, b_strides);
     const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(absl::StrCat(key, "bf16"), [&] {
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a16_md, b16_md, c_md), ctx.engine());
+      const dnnl::matmul::primitive_desc pd(matmul_desc(a16_md, b16_md), ctx.engine());
       return nn::internal::IsNativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
     });
     if (primitive) {
@@ -1080,20 +1102,16 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
       uint16_t* b16 = BFloat16Scratch(1, b.numel());
       nn::internal::ConvertToBFloat16(a.data(), a.numel(), a16);
       nn::internal::ConvertToBFloat16(b.data(), b.numel(), b16);
-      Execute(primitive, {{DNNL_ARG_SRC, memory(a16_md, ctx.engine(), a16)},
-                          {DNNL_ARG_WEIGHTS, memory(b16_md, ctx.engine(), b16)},
-                          {DNNL_ARG_DST, Wrap(c_md, out.data())}});
+      Execute(primitive, arguments(memory(a16_md, ctx.engine(), a16), memory(b16_md, ctx.engine(), b16)));
       return;
     }
   }
   const memory::desc a_md(a_dims, memory::data_type::f32, a_strides);
   const memory::desc b_md(b_dims, memory::data_type::f32, b_strides);
   const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(key, [&] {
-    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), ctx.engine()));
+    return dnnl::matmul(dnnl::matmul::primitive_desc(matmul_desc(a_md, b_md), ctx.engine()));
   });
-  Execute(primitive, {{DNNL_ARG_SRC, Wrap(a_md, a.data())},
-                      {DNNL_ARG_WEIGHTS, Wrap(b_md, b.data())},
-                      {DNNL_ARG_DST, Wrap(c_md, out.data())}});
+  Execute(primitive, arguments(Wrap(a_md, a.data()), Wrap(b_md, b.data())));
 }
 
 bool Overlap(const Tensor& x, const Tensor& y) {
@@ -1106,6 +1124,15 @@ bool Overlap(const Tensor& x, const Tensor& y) {
 Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   Tensor out = Tensor::Empty(MatMulShape(a, b, transpose_a, transpose_b));
   MatMulKernel(a, b, transpose_a, transpose_b, out);
+  return out;
+}
+
+Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1) && b.rank() == 1 && b.dim(0) == w.dim(0),
+              absl::StrCat("Linear: input ", S(x.shape()), ", weight ", S(w.shape()), " and bias ", S(b.shape()),
+                           " (expected [M, K], [N, K] and [N])"));
+  Tensor out = Tensor::Empty({x.dim(0), w.dim(0)});
+  MatMulKernel(x, w, false, true, out, &b);
   return out;
 }
 

@@ -72,6 +72,9 @@ Tensor LogSoftmax(const Tensor& x, int axis);
 // op(a) @ op(b) for 2-D a, b, where op transposes when the flag is set; batched when
 // both are 3-D with equal leading dimension.
 Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+// x @ w^T + b for x [M, K], w [N, K], b [N]: a linear layer, the bias added by the matmul's
+// output stage instead of a separate pass over the [M, N] result.
+Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // MatMul into `out`, which must already have the product's shape and not overlap a or b.
 // For large products computed repeatedly (e.g. [200, 784] x [60000, 784]^T, a 48 MB
 // result): reusing the buffer saves the page faults of a fresh allocation per call.

@@ -648,6 +648,25 @@ TEST_P(TensorMathTest, MatMulAllTransposesAndBatches) {
   }
 }
 
+// Linear(x, w, b) = x w^T + b, the bias added by the product's output stage.
+TEST_P(TensorMathTest, LinearAddsTheBiasToEveryRow) {
+  for (const auto& [m, k, n] : std::vector<std::array<int64_t, 3>>{{3, 4, 5}, {64, 128, 96}, {5, 0, 3}}) {
+    const Tensor x = Normal({m, k}), w = Normal({n, k}), b = Normal({n});
+    const Tensor y = Linear(x, w, b);
+    Ref ref;
+    std::vector<double> abs_sum;
+    RefMatMul(x, w, false, true, &ref, &abs_sum);
+    ASSERT_EQ(y.shape(), (Shape{m, n}));
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t e = i * n + j;
+        ASSERT_NEAR(y.data()[e], ref.v[e] + b.data()[j], 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
+            << "Linear [" << m << ", " << k << "] x [" << n << ", " << k << "]^T, element " << e;
+      }
+    }
+  }
+}
+
 TEST_P(TensorMathTest, MatMulIntoReusesTheOutputBuffer) {
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
