@@ -129,6 +129,9 @@ constexpr int64_t kProbeTargets = 512;
 constexpr int64_t kStoredValueBytes = int64_t{64} << 20;
 // Small-batch path: at most this many floats in the b x J value buffer.
 constexpr int64_t kSmallBatchMaxElements = int64_t{1} << 22;
+// Small-batch screening: every this many targets form the sample that decides whether a call
+// screens.
+constexpr int64_t kSmallScreenStride = 32;
 // Large-batch screening (lambda = 0): targets per bf16 matmul, candidates kept per row, and the
 // largest bf16 copy of the targets (entries) it may build.
 constexpr int64_t kScreenChunk = 4096;
@@ -256,7 +259,6 @@ class CTransformImpl {
   std::vector<float> screen_xerr_;    // b: (2/s) ||x_i - x^_i|| (bound factor of ||y^_j||)
   std::vector<float> small_ell_;      // b
   std::vector<int64_t> screen_refined_;  // threads
-  int screen_skip_ = 0;               // calls left with screening switched off
   // Probe (lambda > 0, streamed path): a fixed strided sample of the targets.
   bool probe_ready_ = false;
   std::vector<int64_t> probe_index_;  // n_probe local target indices
@@ -274,7 +276,6 @@ class CTransformImpl {
   };
   std::map<std::tuple<int64_t, int64_t, int>, ScreenMatmul> screen_matmuls_;
   bool large_screen_unavailable_ = false;
-  int large_screen_skip_ = 0;
   AlignedBuffer<float> screen_tile_;       // rows x kScreenChunk screened values
   std::vector<float> screen_ub_;           // rows
   AlignedBuffer<int32_t> screen_cand_;     // rows x kScreenCandidates
@@ -290,13 +291,20 @@ class CTransformImpl {
   const ScreenMatmul* ScreenMatmulFor(int64_t rows, int64_t n);
   // lambda = 0, fused cost: the row minima and argmins of rows [r0, r0 + rows) into hard_rows_
   // (local to this shard) by bf16 screening and exact refinement. Returns false, having
-  // changed nothing in `result`, when screening is unavailable or paused.
+  // changed nothing in `result`, when screening is unavailable or would not pay for this
+  // block: the exact products it needs (all targets for a row whose candidates overflow) exceed
+  // 1/8 of the block's pairs.
   bool ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows, CTransformResult* result);
   // Pass 1 of both screenings: bf16 matmuls against every target; per row the smallest
   // screened upper bound screen_ub_[i] and the candidates whose screened lower bound is at
   // most screen_ub_[i] + margin, at most `capacity` per row (screen_overflow_[i] beyond).
-  // False when no native bf16 matmul exists.
-  bool ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin, int32_t capacity);
+  // False when no native bf16 matmul exists (large_screen_unavailable_), and, stopping after
+  // the chunk where it happens, when more than max_overflow rows overflow.
+  bool ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin, int32_t capacity,
+                        int64_t max_overflow);
+  // Exact minima and argmins of the `n` gathered rows xg (n x d) against every target, through
+  // the float GEMM tiles of the streamed path (one pass over the targets for all of them).
+  void ExactHardRows(const float* xg, int64_t n, MinArgmin* out);
   // lambda > 0, fused cost: values, column sums and gradients of rows [r0, r0 + rows) from the
   // exact float values of the pairs that screening keeps (u_ij <= min_j u_ij + threshold).
   // Returns false, having changed nothing in `result`, when screening is unavailable, the
@@ -497,10 +505,10 @@ absl::Status CTransformImpl::Compute(const Eigen::Ref<const RowMatrixXf>& x,
       bool screened = false;
       if (fused_ && options_.large_batch_screening && !large_screen_unavailable_ &&
           J_ * ((d_ + ct::kBf16Pad - 1) / ct::kBf16Pad * ct::kBf16Pad) <= kLargeScreenMaxEntries) {
+        // Whether a block is screened depends on this call's inputs alone (no state carried
+        // across calls), so that a run resumed from a checkpoint takes the same paths.
         if (lambda_ > 0.0f) {
           OTGEN_ASSIGN_OR_RETURN(screened, ScreenSoftBlock(x, r0, rows, request, col_sum, result));
-        } else if (large_screen_skip_ > 0) {
-          --large_screen_skip_;
         } else {
           screened = ScreenHardBlock(x, r0, rows, result);
           if (screened) OTGEN_RETURN_IF_ERROR(FinishHardBlock(x, r0, rows, request, col_sum, result));
@@ -601,7 +609,9 @@ absl::Status CTransformImpl::RunBlock(const Eigen::Ref<const RowMatrixXf>& x, in
       ts.sparse_psum.assign(rows, 0.0);
       ts.pair_weight.Reserve(T + 16);
     }
-#pragma omp for schedule(dynamic, 1)
+    // Static tile ranges: each thread's partial sums (softmin, candidates, gradients) cover the
+    // same tiles on every call, so that results are bit-reproducible at a fixed thread count.
+#pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t j0 = t * T;
       const int64_t n = std::min(T, J_ - j0);
@@ -866,7 +876,7 @@ const CTransformImpl::ScreenMatmul* CTransformImpl::ScreenMatmulFor(int64_t rows
 }
 
 bool CTransformImpl::ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, int64_t rows, float margin,
-                                      int32_t capacity) {
+                                      int32_t capacity, int64_t max_overflow) {
   if (!screen_ready_) BuildScreeningCopy();
   const int64_t pad = screen_pad_;
   const int64_t chunk = std::min<int64_t>(kScreenChunk, J_);
@@ -938,63 +948,111 @@ bool CTransformImpl::ScreenCandidates(const float* xb, int64_t ldx, int64_t r0, 
       }
       screen_count_[i] = have + static_cast<int32_t>(count);
     }
+    // Once more than max_overflow rows overflow the block takes the float path: stop here.
+    if (std::count(screen_overflow_.begin(), screen_overflow_.end(), 1) > max_overflow) return false;
   }
   return true;
+}
+
+void CTransformImpl::ExactHardRows(const float* xg, int64_t n, MinArgmin* out) {
+  const int64_t T = options_.tile_size;
+  const int64_t tiles = (J_ + T - 1) / T;
+  const int nt = static_cast<int>(std::min<int64_t>(NumThreads(), tiles));
+  EnsureThreads(nt);
+  const float* off = offset_.data();
+  int team = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    if (omp_get_thread_num() == 0) team = omp_get_num_threads();
+    ThreadState& ts = State(omp_get_thread_num());
+    float* tile = ts.tile.Reserve(n * T);
+    ts.hard.assign(n, MinArgmin{});
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t j0 = t * T;
+      const int64_t m = std::min(T, J_ - j0);
+      EvaluateTile(xg, d_, n, nullptr, j0, m, tile);
+      for (int64_t i = 0; i < n; ++i) {
+        ct::HardRowMin(tile + i * m, off + j0, m, j0, &ts.hard[i].value, &ts.hard[i].index);
+      }
+    }
+  }
+  // The minimum with ties to the smallest index: the same whichever thread took which tile.
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = MinArgmin{};
+    for (int t = 0; t < team; ++t) out[i] = CombineMinArgmin(out[i], threads_[t].hard[i]);
+  }
 }
 
 bool CTransformImpl::ScreenHardBlock(const Eigen::Ref<const RowMatrixXf>& x, int64_t r0, int64_t rows,
                                      CTransformResult* result) {
   const int64_t ldx = x.outerStride();
   const float* xb = x.data() + r0 * ldx;
-  if (!ScreenCandidates(xb, ldx, r0, rows, /*margin=*/0.0f, kScreenCandidates)) return false;
+  // Screening pays while the exact products it needs stay below 1/8 of the block's pairs
+  // (beyond that the float path's GEMM over all pairs is faster), which is decided from this
+  // call's inputs alone. A row whose candidates overflow needs all J_ products, so more than
+  // rows / 8 such rows end the screening as soon as they appear.
+  if (!ScreenCandidates(xb, ldx, r0, rows, /*margin=*/0.0f, kScreenCandidates, /*max_overflow=*/rows / 8)) {
+    return false;
+  }
   const float alpha = -2.0f / cost_.scale;
   const float* off = offset_.data();
   const int32_t* cand = screen_cand_.data();
   const float* cand_lb = screen_cand_lb_.data();
+  std::vector<int64_t> overflow_rows;
+  int64_t needed = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (screen_overflow_[i]) {
+      overflow_rows.push_back(i);
+      needed += J_;
+      continue;
+    }
+    const float ub = screen_ub_[i];
+    const float* cl = cand_lb + i * kScreenCandidates;
+    for (int32_t k = 0; k < screen_count_[i]; ++k) needed += cl[k] <= ub;
+  }
+  if (8 * needed > rows * J_) return false;
   const int nt = static_cast<int>(std::min<int64_t>(NumThreads(), rows));
 
-  // ---- Pass 2: exact float values of the surviving candidates (all targets for overflows) ----
+  // ---- Pass 2: exact float values of the surviving candidates ----
   const float* points = targets_->points();
   const int64_t shard_offset = targets_->shard_offset();
   hard_rows_.assign(rows, MinArgmin{});
-  int64_t refined = 0, screened = 0;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) reduction(+ : refined, screened)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
   for (int64_t i = 0; i < rows; ++i) {
+    if (screen_overflow_[i]) continue;
     const float* xi = xb + i * ldx;
     float best = ct::kInf;
     int64_t arg = -1;
-    if (screen_overflow_[i]) {
-      // Every target, through the float GEMM tiles of the streamed path.
-      const int64_t T = options_.tile_size;
-      float* tile = State(omp_get_thread_num()).tile.Reserve(T);
-      for (int64_t j0 = 0; j0 < J_; j0 += T) {
-        const int64_t n = std::min(T, J_ - j0);
-        EvaluateTile(xi, ldx, 1, nullptr, j0, n, tile);
-        ct::HardRowMin(tile, off + j0, n, j0, &best, &arg);
+    const float ub = screen_ub_[i];
+    const int32_t* ci = cand + i * kScreenCandidates;
+    const float* cl = cand_lb + i * kScreenCandidates;
+    // Candidates are in increasing index order: strict < keeps the first minimum.
+    for (int32_t k = 0; k < screen_count_[i]; ++k) {
+      if (!(cl[k] <= ub)) continue;
+      const int32_t j = ci[k];
+      const float u = alpha * ct::Dot(xi, points + static_cast<int64_t>(j) * d_, d_) + off[j];
+      if (u < best) {
+        best = u;
+        arg = j;
       }
-      refined += J_;
-    } else {
-      const float ub = screen_ub_[i];
-      const int32_t* ci = cand + i * kScreenCandidates;
-      const float* cl = cand_lb + i * kScreenCandidates;
-      // Candidates are in increasing index order: strict < keeps the first minimum.
-      for (int32_t k = 0; k < screen_count_[i]; ++k) {
-        if (!(cl[k] <= ub)) continue;
-        const int32_t j = ci[k];
-        const float u = alpha * ct::Dot(xi, points + static_cast<int64_t>(j) * d_, d_) + off[j];
-        ++refined;
-        if (u < best) {
-          best = u;
-          arg = j;
-        }
-      }
-      ++screened;
     }
     hard_rows_[i] = MinArgmin{best, arg < 0 ? -1 : shard_offset + arg};
   }
-  result->candidate_pairs += refined;
-  result->screened_rows += screened;
-  if (8 * refined > rows * J_) large_screen_skip_ = 64;  // screening does not pay here: pause it
+  // ---- Rows whose candidates overflowed: every target, all such rows in one streamed pass ----
+  if (!overflow_rows.empty()) {
+    const int64_t n = static_cast<int64_t>(overflow_rows.size());
+    float* xg = gathered_x_.Reserve(n * d_);
+    for (int64_t r = 0; r < n; ++r) std::memcpy(xg + r * d_, xb + overflow_rows[r] * ldx, sizeof(float) * d_);
+    std::vector<MinArgmin> exact(n);
+    ExactHardRows(xg, n, exact.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const MinArgmin e = exact[r];
+      hard_rows_[overflow_rows[r]] = MinArgmin{e.value, e.index < 0 ? -1 : shard_offset + e.index};
+    }
+  }
+  result->candidate_pairs += needed;
+  result->screened_rows += rows - static_cast<int64_t>(overflow_rows.size());
   return true;
 }
 
@@ -1010,8 +1068,8 @@ absl::StatusOr<bool> CTransformImpl::ScreenSoftBlock(const Eigen::Ref<const RowM
     RunProbe(xb, ldx, rows, nullptr, kSoftScreenCandidates / 2);
     if (std::find(probe_dense_.begin(), probe_dense_.begin() + rows, 1) != probe_dense_.begin() + rows) return false;
   }
-  if (!ScreenCandidates(xb, ldx, r0, rows, threshold_, kSoftScreenCandidates)) return false;
-  if (std::find(screen_overflow_.begin(), screen_overflow_.end(), 1) != screen_overflow_.end()) return false;
+  // A row that overflows ends the screening of the block (max_overflow = 0).
+  if (!ScreenCandidates(xb, ldx, r0, rows, threshold_, kSoftScreenCandidates, /*max_overflow=*/0)) return false;
   // ---- The kept pairs grouped by target: rows pair_row[p], p in [start[j], start[j + 1]) ----
   const int32_t* cand = screen_cand_.data();
   const float* cand_lb = screen_cand_lb_.data();
@@ -1181,7 +1239,8 @@ void CTransformImpl::DensePass(const Eigen::Ref<const RowMatrixXf>& x, const std
       std::memset(acc, 0, sizeof(float) * nd * d_);
     }
     ts.row_sum.assign(nd, 0.0);
-#pragma omp for schedule(dynamic, 1)
+    // Static tile ranges, as in RunBlock's pass 1: reproducible per-thread sums.
+#pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t j0 = t * T;
       const int64_t n = std::min(T, J_ - j0);
@@ -1238,11 +1297,7 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
   const int64_t shard_offset = targets_->shard_offset();
 
   // Screening (fused cost): bf16 rows of x, the bound scale of each row.
-  bool screen = fused_ && options_.small_batch_screening && J_ * d_ <= (int64_t{1} << 25);
-  if (screen && screen_skip_ > 0) {
-    --screen_skip_;
-    screen = false;
-  }
+  const bool screen = fused_ && options_.small_batch_screening && J_ * d_ <= (int64_t{1} << 25);
   std::vector<float>& bound_scale = screen_scale_;
   std::vector<float>& bound_xerr = screen_xerr_;
   if (screen) {
@@ -1274,7 +1329,6 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
       int64_t refined = 0;
       for (int t = 0; t < team; ++t) refined += screen_refined_[t];
       result->candidate_pairs += refined;
-      if (2 * refined > b * J_) screen_skip_ = 64;  // screening does not pay here: pause it
     }
     if (soft) {
       soft_rows_.assign(b, SoftminPartial{});
@@ -1320,28 +1374,66 @@ absl::Status CTransformImpl::RunSmallBatch(const Eigen::Ref<const RowMatrixXf>& 
       ts.hard.assign(b, MinArgmin{});
     }
     if (screen) {
-      // (a) Screened values g^ and the local upper bounds of min_j u_j = g_j + off_j.
       const uint16_t* ys = screen_y_.data();
       const float* err = screen_err_.data();
       const float* nrm = screen_norm_.data();
-      for (int64_t j = lo; j < hi; ++j) {
+      auto screen_target = [&](int64_t j) {
         for (int64_t i = 0; i < b; ++i) {
           u[i * J_ + j] = alpha * ct::DotBf16(screen_x_.data() + i * screen_pad_, ys + j * screen_pad_, screen_pad_);
         }
+      };
+      // (a) Whether screening can pay on this thread's targets, decided from this call's
+      // inputs alone (no state across calls, no synchronization): their sample of every
+      // kSmallScreenStride-th target is screened first, and when more than 7/8 of the sampled
+      // pairs would be refined (screened lower bound within limit_slack of the sample's
+      // smallest upper bound), the thread's targets take the float path instead: screening
+      // cannot prune them (lambda large against the spread of the costs), and the bf16 pass
+      // plus refining nearly all of them costs well over the float path. The sample's bound
+      // lies above the row minimum when x_i is close to an unsampled target, so a call whose
+      // sources each sit close to one target amid a crowd of nearly equidistant ones also
+      // takes the float path, where screening would have been somewhat faster.
+      constexpr int64_t kStride = kSmallScreenStride;
+      const int64_t s_lo = (lo + kStride - 1) / kStride * kStride;
+      int64_t sampled = 0, samples = 0;
+      for (int64_t j = s_lo; j < hi; j += kStride) screen_target(j);
+      for (int64_t i = 0; i < b; ++i) {
+        const float* ui = u + i * J_;
+        const float a = bound_scale[i], c = bound_xerr[i];
+        float m = ct::kInf;
+        for (int64_t j = s_lo; j < hi; j += kStride) m = std::min(m, ui[j] + off[j] + a * err[j] + c * nrm[j]);
+        for (int64_t j = s_lo; j < hi; j += kStride) {
+          sampled += ui[j] + off[j] - a * err[j] - c * nrm[j] <= m + limit_slack;
+          ++samples;
+        }
       }
-      if (hi > lo) {
-        for (int64_t i = 0; i < b; ++i) {
+      const bool refine = 8 * sampled <= 7 * samples;
+      if (refine) {
+        // (b) Screened values g^ and the local upper bounds of min_j u_j = g_j + off_j.
+        for (int64_t j = lo; j < hi; ++j) {
+          if (j % kStride != 0) screen_target(j);
+        }
+        for (int64_t i = 0; i < b && hi > lo; ++i) {
           screen_bound_[static_cast<size_t>(me) * b + i] = ct::ScreenUpperMin(
               u + i * J_ + lo, off + lo, err + lo, nrm + lo, bound_scale[i], bound_xerr[i], hi - lo);
         }
+      } else {
+        // The float path's values, and their minima as the local upper bounds.
+        for (int64_t j = lo; j < hi; ++j) {
+          const float* yj = points + j * d_;
+          for (int64_t i = 0; i < b; ++i) u[i * J_ + j] = alpha * ct::Dot(x.data() + i * ldx, yj, d_);
+        }
+        for (int64_t i = 0; i < b && hi > lo; ++i) {
+          screen_bound_[static_cast<size_t>(me) * b + i] =
+              ct::ScreenUpperMin(u + i * J_ + lo, off + lo, err + lo, nrm + lo, 0.0f, 0.0f, hi - lo);
+        }
       }
 #pragma omp barrier
-      // (b) Exact float values for the targets that can matter; the others are dropped.
+      // (c) Exact float values for the targets that can matter; the others are dropped.
       const int members = omp_get_num_threads();
       int32_t* selected = ts.scratch_index.Reserve(hi - lo + 16);
       float* exact = ts.scratch_value.Reserve(hi - lo + 16);
       int64_t refined = 0;
-      for (int64_t i = 0; i < b && hi > lo; ++i) {
+      for (int64_t i = 0; i < b && hi > lo && refine; ++i) {
         float ub = ct::kInf;
         for (int t = 0; t < members; ++t) ub = std::min(ub, screen_bound_[static_cast<size_t>(t) * b + i]);
         const float* xi = x.data() + i * ldx;

@@ -53,7 +53,11 @@
 // Hard c-transforms of large batches (lambda = 0, fused cost) screen the targets with bf16
 // matmuls first (CTransformOptions::large_batch_screening): the argmin of each row is then
 // found among the few targets that the error bound cannot exclude, with exact float dot
-// products. For MNIST (b = 200, J = 60000, d = 784) about two targets per row survive.
+// products. For MNIST (b = 200, J = 60000, d = 784) about two targets per row survive. A row
+// left with more than 1024 candidates is computed exactly against every target (all such rows
+// of a block in one streamed pass); when the exact products would exceed 1/8 of the block's
+// pairs, the block takes the float streamed path instead (the screening stops as soon as more
+// than 1/8 of the rows have overflowed).
 // Regularized ones (lambda > 0) screen the same way and keep every pair that the bound cannot
 // place beyond prune_threshold * lambda above the row's minimum (MNIST test images against the
 // training set at lambda = 0.01: about 1700 of 60000 per row); the kept pairs, grouped by
@@ -61,8 +65,10 @@
 // as in the sparse path (dropped pairs weigh less than e^-prune_threshold each). When the probe
 // (below) predicts a row with more than 8192 pairs, or a row keeps more than 16384, or all rows
 // together more than 1/8 of all pairs (sources far from every target, e.g. an untrained
-// generator's samples), the block takes the float streamed path. That choice depends on the
-// call's inputs alone, so a run resumed from a checkpoint takes the same paths.
+// generator's samples), the block takes the float streamed path.
+// All these choices (and the small-batch screening's below) depend on the call's inputs alone,
+// never on earlier calls, so a run resumed from a checkpoint takes the same paths as an
+// uninterrupted one.
 //
 // Small batches (b <= 8, the single-sample stochastic solvers) take a third, dense path that
 // splits the targets statically across threads and computes dot products directly from the
@@ -136,8 +142,10 @@ struct CTransformOptions {
   // targets within prune_threshold * lambda (plus a rigorous bound of the bf16 error) of the
   // screened minimum. The result equals the float path's up to the pruning of terms below
   // e^-prune_threshold of the largest (as in the sparse path). Costs a bf16 copy of the
-  // targets (2 J d bytes). Screening switches itself off for 64 calls whenever it has to
-  // refine more than half of the targets (e.g. lambda large against the spread of the costs).
+  // targets (2 J d bytes). Each call decides for itself, for each thread's share of the
+  // targets, from a sample of every 32nd target screened first: when more than 7/8 of the
+  // sampled pairs would need the exact product (lambda large against the spread of the costs),
+  // that share takes the float path. Nothing carries over to later calls.
   bool small_batch_screening = true;
   // lambda >= 0, squared Euclidean cost in d > 16, batches larger than small_batch_rows, at most
   // 2^26 target coordinates (a 128 MiB bf16 copy), a CPU with bf16 dot products (oneDNN's bf16
@@ -146,12 +154,13 @@ struct CTransformOptions {
   // rigorous bound of the bf16 error is below the smallest screened upper bound, and pick the
   // argmin among them with exact float dot products. Same values and assignments as the float
   // path up to the float rounding of the dot products (ties aside). A row that keeps more than
-  // 1024 candidates is computed exactly against all targets; screening pauses for 64 calls
-  // when more than 1/8 of the pairs needed the exact product. lambda > 0: the same screening
-  // keeps the targets within prune_threshold * lambda (plus the bound) of the screened minimum
-  // and forms values and gradients from their exact float values (see the file comment); a
-  // block it cannot prune takes the float path (no pause: decided call by call). Costs a bf16 copy of the targets (2 J d bytes,
-  // shared with small_batch_screening).
+  // 1024 candidates is computed exactly against all targets; a block whose exact products
+  // would exceed 1/8 of its pairs takes the float path (screening stops as soon as more than
+  // 1/8 of its rows have overflowed). lambda > 0: the same screening keeps the targets within
+  // prune_threshold * lambda (plus the bound) of the screened minimum and forms values and
+  // gradients from their exact float values (see the file comment); a block it cannot prune
+  // takes the float path. Both choices are made for each call from its inputs alone. Costs a
+  // bf16 copy of the targets (2 J d bytes, shared with small_batch_screening).
   bool large_batch_screening = true;
 
   absl::Status Validate() const;

@@ -7,8 +7,9 @@
 // Data: "Random" = uniform [0, 1) points of the MNIST shapes (in 784-d all random points are
 // nearly equidistant, so at lambda = 0.01 every target carries weight and the soft path is
 // dense); "Mnist" = the real MNIST training images as targets and 200 test images as sources
-// (the soft-min concentrates on a few thousand targets: the sparse path). The cost is seed
-// 000's ||x - y||^2 / alpha, alpha = mean_j ||y_j||^2. Counters: GFLOP/s of the x.y GEMM
+// (the soft-min concentrates on a few thousand targets: the sparse path); "Clustered" and
+// "ClusteredAll" = sources that bf16 screening cannot resolve (see ClusteredSetup). The cost
+// is seed 000's ||x - y||^2 / alpha, alpha = mean_j ||y_j||^2. Counters: GFLOP/s of the x.y GEMM
 // (2 b J d flops per pass over the targets), the fastest call (best_ms: on a machine shared
 // with other jobs the mean suffers from preemption), dense rows and kept pairs of the soft
 // path, and for J = 10^6 the peak resident memory beyond the data (VmHWM after the call minus
@@ -61,6 +62,31 @@ Setup& RandomSetup() {
   return *s;
 }
 
+// The Random targets with 3000 of them (every 20th) moved into a cluster within 1e-4 of
+// (3, ..., 3), closer together than the bf16 error bound, and the Random sources with every
+// `every`-th (10 or 1) moved to the cluster's centre, where screening keeps more than 1024
+// candidates. every = 10 ("Clustered"): those 20 rows are computed exactly against every
+// target, the other 180 are screened. every = 1 ("ClusteredAll"): screening gives up (after
+// about a third of the targets) and the float path runs.
+Setup& ClusteredSetup(int64_t every) {
+  auto make = [every] {
+    RowMatrixXf y = UniformBenchPoints(kTargets, kDim, 1);
+    RowMatrixXf x = UniformBenchPoints(kBatch, kDim, 2);
+    RowMatrixXf jitter = UniformBenchPoints(kTargets / 20 + kBatch, kDim, 5);
+    for (int64_t j = 0; j < kTargets; j += 20) y.row(j) = 3.0f + (jitter.row(j / 20).array() - 0.5f) * 2e-4f;
+    for (int64_t i = 0; i < kBatch; i += every) {
+      x.row(i) = 3.0f + (jitter.row(kTargets / 20 + i).array() - 0.5f) * 2e-4f;
+    }
+    return MakeSetup(std::move(y), std::move(x)).release();
+  };
+  if (every == 1) {
+    static Setup* all = make();
+    return *all;
+  }
+  static Setup* some = make();
+  return *some;
+}
+
 Setup& MnistSetup() {
   static Setup* s = MakeSetup(MnistBenchImages(data::Split::kTrain, kTargets),
                               MnistBenchImages(data::Split::kTest, kBatch))
@@ -111,6 +137,12 @@ void BM_Random_Soft001_GradPsi(benchmark::State& state) { RunCTransform(state, R
 void BM_Random_Soft001_ValuesOnly(benchmark::State& state) {
   RunCTransform(state, RandomSetup(), 0.01f, false, false);
 }
+void BM_Clustered_Hard_GradPsiGradX(benchmark::State& state) {
+  RunCTransform(state, ClusteredSetup(10), 0.0f, true, true);
+}
+void BM_ClusteredAll_Hard_GradPsiGradX(benchmark::State& state) {
+  RunCTransform(state, ClusteredSetup(1), 0.0f, true, true);
+}
 void BM_Mnist_Hard_GradPsiGradX(benchmark::State& state) { RunCTransform(state, MnistSetup(), 0.0f, true, true); }
 // The same without the bf16 screening of large batches (float GEMM over every target).
 void BM_Mnist_Hard_GradPsiGradX_NoScreening(benchmark::State& state) {
@@ -152,6 +184,8 @@ BENCHMARK(BM_Random_Hard_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()-
 BENCHMARK(BM_Random_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Random_Soft001_GradPsi)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Random_Soft001_ValuesOnly)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Clustered_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_ClusteredAll_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Hard_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Hard_GradPsiGradX_NoScreening)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Mnist_Soft001_GradPsiGradX)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);

@@ -405,6 +405,20 @@ TEST(CTransformTest, SmallBatchPathEqualsTiledPath) {
   }
 }
 
+// Bit-identical results (values, assignments, gradients, and the screening counters).
+void ExpectIdenticalResults(const CTransformResult& a, const CTransformResult& b, const std::string& what) {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(a.values, b.values);
+  EXPECT_EQ(a.assignment, b.assignment);
+  EXPECT_EQ(a.grad_x, b.grad_x);
+  EXPECT_EQ(a.grad_psi, b.grad_psi);
+  EXPECT_EQ(a.mean_value, b.mean_value);
+  EXPECT_EQ(a.semi_dual, b.semi_dual);
+  EXPECT_EQ(a.dense_rows, b.dense_rows);
+  EXPECT_EQ(a.candidate_pairs, b.candidate_pairs);
+  EXPECT_EQ(a.screened_rows, b.screened_rows);
+}
+
 TEST(CTransformTest, ScreenedSmallBatchEqualsFloatPath) {
   // Sources near a few targets: the bf16 screening leaves only those for exact evaluation, and
   // the result equals the float path and the double reference (bf16 never reaches the output).
@@ -431,6 +445,12 @@ TEST(CTransformTest, ScreenedSmallBatchEqualsFloatPath) {
     auto ra = a->Compute(x, psi);
     auto rc = c->Compute(x, psi);
     ASSERT_TRUE(ra.ok() && rc.ok());
+    if (lambda == 0.01f) {
+      // All targets but the nearest lie within the threshold (0.4) of the sampled ones' minimum
+      // (uniform points are nearly equidistant), so the sample sends the call to the float path.
+      ExpectIdenticalResults(*ra, *rc, "float path");
+      continue;
+    }
     EXPECT_GT(ra->candidate_pairs, 0);
     EXPECT_LT(ra->candidate_pairs, b * J / 10);  // screening pruned most targets
     EXPECT_EQ(ra->assignment, rc->assignment);
@@ -442,21 +462,67 @@ TEST(CTransformTest, ScreenedSmallBatchEqualsFloatPath) {
   }
 }
 
-TEST(CTransformTest, ScreeningPausesWhenItCannotPrune) {
+TEST(CTransformTest, SmallBatchScreeningThatCannotPruneTakesTheFloatPath) {
   // Uniform points in 64-d are nearly equidistant: with lambda = 0.5 every target is within the
-  // threshold, screening refines everything, and pauses itself for the next calls.
+  // threshold, the sampled targets show it, and every call takes the float path.
   const Problem p = MakeProblem(2, 500, 64, Cost::SquaredEuclidean(), 43);
   CTransform ct = MakeTransform(p, {.lambda = 0.5f});
-  auto first = ct.Compute(p.x, p.psi);
-  ASSERT_TRUE(first.ok());
-  EXPECT_EQ(first->candidate_pairs, 2 * 500 - 2 * (p.nu.array() == 0.0f).count());
-  auto second = ct.Compute(p.x, p.psi);
-  ASSERT_TRUE(second.ok());
-  EXPECT_EQ(second->candidate_pairs, 0);  // not screened
-  EXPECT_LE((first->values - second->values).cwiseAbs().maxCoeff(), 1e-6);
+  CTransform plain = MakeTransform(p, {.lambda = 0.5f, .small_batch_screening = false});
+  auto rp = plain.Compute(p.x, p.psi);
+  ASSERT_TRUE(rp.ok());
+  for (int call = 0; call < 2; ++call) {
+    auto r = ct.Compute(p.x, p.psi);
+    ASSERT_TRUE(r.ok());
+    ExpectIdenticalResults(*r, *rp, absl::StrCat("call ", call));
+  }
   const Reference ref = ComputeReference(p.x, p.y, p.nu, p.psi, p.cost, 0.5);
-  ExpectMatchesReference(*first, ref, 0.5, 2e-5, 2e-4, "first");
-  ExpectMatchesReference(*second, ref, 0.5, 2e-5, 2e-4, "second");
+  ExpectMatchesReference(*rp, ref, 0.5, 2e-5, 2e-4, "float path");
+}
+
+// A run resumed from a checkpoint starts with a fresh CTransform: its results must not depend on
+// what the transform computed before. Small batches: calls on which screening cannot prune must
+// leave no trace in a later call on which it can. The targets lie on a circle of radius 1 (in a
+// plane of R^96) around p: sources at p are equidistant from all of them, sources near the
+// circle see costs spread over [0, 0.16]. The threshold of 10 makes the pruned terms (less than
+// e^-10 of the largest) visible in the last bits of the results.
+TEST(CTransformTest, SmallBatchScreeningDoesNotDependOnEarlierCalls) {
+  nn::Rng rng(71);
+  const int64_t J = 700, d = 96, b = 4;
+  RowMatrixXf y = RowMatrixXf::Constant(J, d, 0.5f);
+  for (int64_t j = 0; j < J; ++j) {
+    const float phi = 6.2831853f * rng.Uniform();
+    y(j, 3) += std::cos(phi);
+    y(j, 50) += std::sin(phi);
+  }
+  RowMatrixXf centre = RowMatrixXf::Constant(b, d, 0.5f), near(b, d);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t k = 0; k < d; ++k) near(i, k) = y(41 * (i + 1), k) + rng.Uniform(-0.01f, 0.01f);
+  }
+  const Eigen::VectorXf nu = RandomWeights(J, rng, 0.05f);
+  Eigen::VectorXf psi(J);
+  for (int64_t j = 0; j < J; ++j) psi[j] = rng.Uniform(-0.001f, 0.001f);
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  const CTransformOptions options{.lambda = 0.002f, .prune_threshold = 10.0f};
+  CTransformOptions plain = options;
+  plain.small_batch_screening = false;
+  auto used = CTransform::Create(targets, cost, options);
+  auto fresh = CTransform::Create(targets, cost, options);
+  auto c = CTransform::Create(targets, cost, plain);
+  ASSERT_TRUE(used.ok() && fresh.ok() && c.ok());
+  auto rc = c->Compute(centre, psi);
+  ASSERT_TRUE(rc.ok());
+  for (int call = 0; call < 3; ++call) {
+    auto r = used->Compute(centre, psi);
+    ASSERT_TRUE(r.ok());
+    ExpectIdenticalResults(*r, *rc, absl::StrCat("crowded call ", call, " (the float path)"));
+  }
+  auto ru = used->Compute(near, psi);
+  auto rf = fresh->Compute(near, psi);
+  ASSERT_TRUE(ru.ok() && rf.ok());
+  EXPECT_GT(rf->candidate_pairs, 0);
+  EXPECT_LT(2 * rf->candidate_pairs, b * J);  // screened, and most targets pruned
+  ExpectIdenticalResults(*ru, *rf, "used vs fresh");
 }
 
 bool CpuHasBf16() { return __builtin_cpu_supports("avx512bf16"); }
@@ -514,6 +580,35 @@ TEST(CTransformTest, ScreenedLargeBatchEqualsFloatPath) {
 // each row's minimum, computes them exactly, and matches the float streamed path and the double
 // reference (values, grad_psi, grad_x), for 9000 targets (two chunks of 4096 and a tail) with
 // zero weights and a nonzero psi, sources near a few targets.
+// The streamed regularized path splits the targets into tiles across threads; each thread's
+// partial sums must cover the same tiles on every call, or repeated calls (and a resumed run)
+// differ in the last bits. Many small tiles, dense and sparse rows, all outputs.
+TEST(CTransformTest, StreamedSoftPathIsBitReproducible) {
+  nn::Rng rng(67);
+  const int64_t J = 6000, d = 40, b = 24;
+  const RowMatrixXf y = RandomPoints(J, d, rng);
+  RowMatrixXf x = RandomPoints(b, d, rng);
+  for (int64_t i = 0; i < b / 2; ++i) x.row(i) = y.row(97 * i) * 1.01f;  // near one target: sparse rows
+  const Eigen::VectorXf nu = RandomWeights(J, rng, 0.05f);
+  Eigen::VectorXf psi(J);
+  for (int64_t j = 0; j < J; ++j) psi[j] = rng.Uniform(-0.05f, 0.05f);
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  CTransformOptions opt{
+      .lambda = 0.01f, .max_candidates_per_row = 256, .tile_size = 64, .large_batch_screening = false};
+  auto ct = CTransform::Create(targets, cost, opt);
+  ASSERT_TRUE(ct.ok()) << ct.status();
+  auto first = ct->Compute(x, psi);
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (int call = 0; call < 20; ++call) {
+    auto again = ct->Compute(x, psi);
+    ASSERT_TRUE(again.ok());
+    ASSERT_EQ((again->values - first->values).cwiseAbs().maxCoeff(), 0.0f) << "call " << call;
+    ASSERT_EQ((again->grad_x - first->grad_x).cwiseAbs().maxCoeff(), 0.0f) << "call " << call;
+    ASSERT_EQ((again->grad_psi - first->grad_psi).cwiseAbs().maxCoeff(), 0.0f) << "call " << call;
+  }
+}
+
 TEST(CTransformTest, ScreenedSoftLargeBatchEqualsFloatPath) {
   nn::Rng rng(61);
   const int64_t J = 9000, d = 96, b = 40;
@@ -566,7 +661,7 @@ TEST(CTransformTest, ScreenedSoftLargeBatchEqualsFloatPath) {
 
 // lambda large against the spread of the costs: every pair lies within the threshold, so soft
 // screening gives up (a row keeps more than its capacity, or more than 1/8 of all pairs
-// survive), the block takes the float path with the same result, and screening pauses.
+// survive), and the block takes the float path with the same result, on every call.
 TEST(CTransformTest, ScreenedSoftLargeBatchFallsBackWhenItCannotPrune) {
   nn::Rng rng(67);
   const int64_t J = 5000, d = 64, b = 20;
@@ -593,57 +688,146 @@ TEST(CTransformTest, ScreenedSoftLargeBatchFallsBackWhenItCannotPrune) {
   }
 }
 
-TEST(CTransformTest, ScreenedLargeBatchOverflowingRowsAreExact) {
-  // Rows 0-9 sit near well-separated targets; rows 10-19 at the centre of a cluster of 3000
-  // targets closer together than the bf16 error bound, so more than 1024 candidates survive
-  // and those rows are computed exactly against every target. Then screening pauses.
-  nn::Rng rng(59);
-  const int64_t J = 5000, d = 64, b = 20;
-  RowMatrixXf y = RandomPoints(J, d, rng);
-  Eigen::RowVectorXf centre = Eigen::RowVectorXf::Constant(d, 0.5f);
+// Targets: uniform points, and a cluster of 3000 (indices 2000-4999) closer together than the
+// bf16 error bound. Rows 0 .. separated - 1 of the batch sit near well-separated targets, the
+// others at the centre of the cluster, where more than 1024 candidates survive the screening.
+struct ClusterProblem {
+  RowMatrixXf y, x;
+  Eigen::VectorXf nu, psi;
+  std::shared_ptr<const InMemoryTargetSet> targets;
+  Cost cost;
+};
+
+ClusterProblem MakeClusterProblem(int64_t b, int64_t separated, uint64_t seed) {
+  nn::Rng rng(seed);
+  const int64_t J = 5000, d = 64;
+  ClusterProblem p;
+  p.y = RandomPoints(J, d, rng);
+  const Eigen::RowVectorXf centre = Eigen::RowVectorXf::Constant(d, 0.5f);
   for (int64_t j = 2000; j < J; ++j) {
-    for (int64_t k = 0; k < d; ++k) y(j, k) = centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+    for (int64_t k = 0; k < d; ++k) p.y(j, k) = centre[k] + rng.Uniform(-1e-4f, 1e-4f);
   }
-  RowMatrixXf x(b, d);
+  p.x.resize(b, d);
   for (int64_t i = 0; i < b; ++i) {
     for (int64_t k = 0; k < d; ++k) {
-      x(i, k) = i < 10 ? y(150 * i + 7, k) + rng.Uniform(-0.02f, 0.02f) : centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+      p.x(i, k) = i < separated ? p.y(40 * i + 7, k) + rng.Uniform(-0.02f, 0.02f)
+                                : centre[k] + rng.Uniform(-1e-4f, 1e-4f);
     }
   }
-  const Eigen::VectorXf nu = RandomWeights(J, rng);
-  const Eigen::VectorXf psi = Eigen::VectorXf::Zero(J);
-  auto targets = *InMemoryTargetSet::Create(y, nu);
-  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  p.nu = RandomWeights(J, rng);
+  p.psi = Eigen::VectorXf::Zero(J);
+  p.targets = *InMemoryTargetSet::Create(p.y, p.nu);
+  p.cost = Cost::SquaredEuclidean(static_cast<float>(p.y.rowwise().squaredNorm().mean()));
+  return p;
+}
+
+TEST(CTransformTest, ScreenedLargeBatchOverflowingRowsAreExact) {
+  // 4 of 40 rows overflow (their exact products, 4 J, stay below 1/8 of the block's pairs):
+  // those rows are computed exactly against every target, the others are screened, and a
+  // second call does the same.
+  const int64_t b = 40, separated = 36;
+  const ClusterProblem p = MakeClusterProblem(b, separated, 59);
+  const int64_t J = p.y.rows();
   CTransformOptions plain;
   plain.large_batch_screening = false;
-  auto a = CTransform::Create(targets, cost, {});
-  auto c = CTransform::Create(targets, cost, plain);
+  auto a = CTransform::Create(p.targets, p.cost, {});
+  auto c = CTransform::Create(p.targets, p.cost, plain);
   ASSERT_TRUE(a.ok() && c.ok());
-  auto ra = a->Compute(x, psi);
-  auto rc = c->Compute(x, psi);
+  auto ra = a->Compute(p.x, p.psi);
+  auto rc = c->Compute(p.x, p.psi);
   ASSERT_TRUE(ra.ok() && rc.ok());
   if (CpuHasBf16()) {
-    EXPECT_EQ(ra->screened_rows, 10);
-    EXPECT_GE(ra->candidate_pairs, 10 * J);  // the overflowing rows' exact passes
+    EXPECT_EQ(ra->screened_rows, separated);
+    EXPECT_GE(ra->candidate_pairs, (b - separated) * J);  // the overflowing rows' exact passes
   }
   // Within the cluster the costs differ by less than float rounding: any of its targets is a
   // right answer there, so assignments and gradients are compared on the separated rows.
-  for (int64_t i = 0; i < 10; ++i) {
+  for (int64_t i = 0; i < separated; ++i) {
     EXPECT_EQ(ra->assignment[i], rc->assignment[i]) << "row " << i;
     EXPECT_LE((ra->grad_x.row(i) - rc->grad_x.row(i)).cwiseAbs().maxCoeff(), 1e-6) << "row " << i;
   }
-  for (int64_t i = 10; i < b; ++i) {
+  for (int64_t i = separated; i < b; ++i) {
     EXPECT_GE(ra->assignment[i], 2000) << "row " << i;
   }
   EXPECT_LE((ra->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
-  const Reference ref = ComputeReference(x, y, nu, psi, cost, 0.0);
+  const Reference ref = ComputeReference(p.x, p.y, p.nu, p.psi, p.cost, 0.0);
   ExpectMatchesReference(*ra, ref, 0.0, 2e-5, 2e-4, "mixed");
-  // More than 1/8 of the pairs needed exact products: the next calls are not screened.
-  auto again = a->Compute(x, psi);
+  auto again = a->Compute(p.x, p.psi);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->screened_rows, 0);
-  EXPECT_EQ(again->candidate_pairs, 0);
-  EXPECT_LE((again->values - rc->values).cwiseAbs().maxCoeff(), 1e-6);
+  ExpectIdenticalResults(*again, *ra, "second call");
+}
+
+TEST(CTransformTest, ScreenedLargeBatchTakesTheFloatPathWhenTooManyRowsOverflow) {
+  // 10 of 20 rows overflow: screening gives up as soon as that is known, and the block takes
+  // the float path, with its exact result, on every call.
+  const ClusterProblem p = MakeClusterProblem(20, 10, 59);
+  CTransformOptions plain;
+  plain.large_batch_screening = false;
+  auto a = CTransform::Create(p.targets, p.cost, {});
+  auto c = CTransform::Create(p.targets, p.cost, plain);
+  ASSERT_TRUE(a.ok() && c.ok());
+  auto rc = c->Compute(p.x, p.psi);
+  ASSERT_TRUE(rc.ok());
+  for (int call = 0; call < 2; ++call) {
+    auto ra = a->Compute(p.x, p.psi);
+    ASSERT_TRUE(ra.ok());
+    EXPECT_EQ(ra->screened_rows, 0);
+    ExpectIdenticalResults(*ra, *rc, absl::StrCat("call ", call));
+  }
+}
+
+// Large batches, lambda = 0: calls on which screening does not pay (sources at the centre of a
+// cluster of targets closer together than the bf16 error bound, every fifth target, away from
+// the others: every row overflows in the second chunk of 4096 targets) must leave no trace in a
+// later call on which it does (sources near other targets): the same results as a fresh
+// transform, screened, while the crowded calls equal the float path's.
+TEST(CTransformTest, LargeBatchHardScreeningDoesNotDependOnEarlierCalls) {
+  nn::Rng rng(73);
+  const int64_t J = 20000, d = 64, b = 24;
+  RowMatrixXf y = RandomPoints(J, d, rng);
+  const Eigen::RowVectorXf centre = Eigen::RowVectorXf::Constant(d, 3.0f);
+  for (int64_t j = 0; j < J; j += 5) {
+    for (int64_t k = 0; k < d; ++k) y(j, k) = centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+  }
+  RowMatrixXf crowded(b, d), near(b, d);
+  for (int64_t i = 0; i < b; ++i) {
+    for (int64_t k = 0; k < d; ++k) {
+      crowded(i, k) = centre[k] + rng.Uniform(-1e-4f, 1e-4f);
+      near(i, k) = y(785 * i + 1, k) + rng.Uniform(-0.02f, 0.02f);  // not in the cluster
+    }
+  }
+  const Eigen::VectorXf nu = RandomWeights(J, rng, 0.05f);
+  Eigen::VectorXf psi(J);
+  for (int64_t j = 0; j < J; ++j) psi[j] = j % 5 == 0 ? 0.0f : rng.Uniform(-0.01f, 0.01f);  // cluster: 0
+  auto targets = *InMemoryTargetSet::Create(y, nu);
+  const Cost cost = Cost::SquaredEuclidean(static_cast<float>(y.rowwise().squaredNorm().mean()));
+  const CTransformOptions options{.row_block = 12};  // two blocks
+  CTransformOptions plain = options;
+  plain.large_batch_screening = false;
+  auto used = CTransform::Create(targets, cost, options);
+  auto fresh = CTransform::Create(targets, cost, options);
+  auto c = CTransform::Create(targets, cost, plain);
+  ASSERT_TRUE(used.ok() && fresh.ok() && c.ok());
+  auto rc = c->Compute(crowded, psi);
+  ASSERT_TRUE(rc.ok());
+  for (int call = 0; call < 3; ++call) {
+    auto r = used->Compute(crowded, psi);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->screened_rows, 0);
+    ExpectIdenticalResults(*r, *rc, absl::StrCat("crowded call ", call, " (the float path)"));
+  }
+  auto ru = used->Compute(near, psi);
+  auto rf = fresh->Compute(near, psi);
+  ASSERT_TRUE(ru.ok() && rf.ok());
+  if (CpuHasBf16()) {
+    EXPECT_EQ(rf->screened_rows, b);
+    EXPECT_LT(rf->candidate_pairs, b * J / 100);
+  }
+  ExpectIdenticalResults(*ru, *rf, "used vs fresh");
+  auto rp = c->Compute(near, psi);
+  ASSERT_TRUE(rp.ok());
+  EXPECT_EQ(ru->assignment, rp->assignment);
+  EXPECT_LE((ru->values - rp->values).cwiseAbs().maxCoeff(), 1e-6);
 }
 
 TEST(CTransformTest, RequestSubsetsAndBufferReuse) {
