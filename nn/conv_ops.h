@@ -157,9 +157,14 @@ namespace internal {
 // measured to be faster (see conv_ops.cc); tests force each path. kPlain and kBlocked run
 // every convolution as a oneDNN primitive on plain or blocked layouts; kGemm runs the
 // transposed convolution (backward data) as matmul + col2im and the weight gradient as
-// im2col + matmul, for every channel count, and the forward convolution as kAuto does.
-enum class ConvLayout { kAuto, kPlain, kBlocked, kGemm };
+// im2col + matmul, for every channel count, and the forward convolution as kAuto does;
+// kPhases runs the transposed convolution as one stride-1 convolution per output phase
+// whenever that is possible (else as kGemm does), for every channel count, and the rest as
+// kAuto does.
+enum class ConvLayout { kAuto, kPlain, kBlocked, kGemm, kPhases };
 void SetConvLayoutForTesting(ConvLayout layout);
+// How many transposed convolutions (backward-data products) ran on the phase path so far.
+int64_t PhaseConvolutionRunsForTesting();
 }  // namespace internal
 
 }  // namespace otgen::nn

@@ -123,12 +123,13 @@ void BM_ConvForwardBackward(benchmark::State& state) {
 }
 
 // The transposed convolutions under each kernel choice (second argument: 0 = kAuto,
-// 1 = oneDNN blocked, 2 = matmul + col2im; third: bf16), to check kAuto's choice.
+// 1 = oneDNN blocked, 2 = matmul + col2im, 3 = one stride-1 convolution per output phase;
+// third: bf16), to check kAuto's choice.
 void BM_ConvTransposeKernels(benchmark::State& state) {
   const ConvSpec& s = Specs()[state.range(0)];
   const internal::ConvLayout layouts[] = {internal::ConvLayout::kAuto, internal::ConvLayout::kBlocked,
-                                          internal::ConvLayout::kGemm};
-  const char* names[] = {"auto", "onednn-blocked", "gemm"};
+                                          internal::ConvLayout::kGemm, internal::ConvLayout::kPhases};
+  const char* names[] = {"auto", "onednn-blocked", "gemm", "phases"};
   internal::SetConvLayoutForTesting(layouts[state.range(1)]);
   const ComputePrecisionGuard precision = BenchmarkPrecision(state, 2);
   const ConvSetup c = MakeSetup(s, false);
@@ -144,7 +145,7 @@ void BM_ConvTransposeKernels(benchmark::State& state) {
 }
 BENCHMARK(BM_ConvTransposeKernels)
     ->ArgNames({"spec", "layout", "bf16"})
-    ->ArgsProduct({{3, 4, 6, 7}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{3, 4, 6, 7}, {1, 2, 3}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -308,7 +308,7 @@ TEST_P(ConvTest, GradientPenaltyOfConvCritic) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ConvTest,
                          ::testing::Values(ConvLayout::kAuto, ConvLayout::kPlain, ConvLayout::kBlocked,
-                                           ConvLayout::kGemm),
+                                           ConvLayout::kGemm, ConvLayout::kPhases),
                          [](const ::testing::TestParamInfo<ConvLayout>& info) {
                            switch (info.param) {
                              case ConvLayout::kAuto:
@@ -319,6 +319,8 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ConvTest,
                                return std::string("Blocked");
                              case ConvLayout::kGemm:
                                return std::string("Gemm");
+                             case ConvLayout::kPhases:
+                               return std::string("Phases");
                            }
                            return std::string("Unknown");
                          });
@@ -339,6 +341,77 @@ TEST(ConvGemmTest, MatchesOneDnnAcrossChunks) {
   internal::SetConvLayoutForTesting(ConvLayout::kAuto);
   ExpectClose(y, reference, 1e-4f, "ConvTranspose2d [40, 64, 8, 8] gemm vs oneDNN");
   ExpectClose(y2, reference2, 1e-4f, "ConvTranspose2d [3, 33, 5, 7] gemm vs oneDNN");
+}
+
+// The transposed convolution as one stride-1 convolution per output phase agrees with oneDNN's
+// deconvolution on every phase geometry: strides 1-3, kernels smaller than, equal to and
+// larger than the stride, paddings 0-2, output padding, non-square inputs and kernels,
+// channel counts that are not multiples of 16, with and without bias, and the ChannelMoments
+// it gathers. A geometry with a phase that no kernel tap reaches (k 2, stride 3) falls back.
+TEST(ConvPhaseTest, MatchesOneDnnOnEveryPhaseGeometry) {
+  struct Case {
+    Shape x, w;
+    Conv2dGeometry g;
+    bool bias;
+    bool phases;  // expected to run on the phase path
+  };
+  const std::vector<Case> cases = {
+      {{3, 20, 4, 4}, {20, 17, 5, 5}, {.stride = 2, .padding = 2}, true, true},
+      {{2, 16, 7, 5}, {16, 33, 5, 5}, {.stride = 2, .padding = 2, .output_padding = 1}, true, true},
+      {{2, 24, 7, 7}, {24, 16, 4, 4}, {.stride = 2, .padding = 1}, false, true},
+      {{2, 5, 6, 6}, {5, 18, 3, 3}, {.stride = 1, .padding = 1}, true, true},
+      {{2, 7, 5, 4}, {7, 16, 4, 3}, {.stride = 3, .padding = 0, .output_padding = 2}, true, true},
+      {{2, 9, 4, 5}, {9, 19, 5, 4}, {.stride = 3, .padding = 1, .output_padding = 1}, true, true},
+      {{2, 8, 3, 3}, {8, 16, 2, 2}, {.stride = 2, .padding = 0}, true, true},
+      {{2, 8, 3, 3}, {8, 16, 2, 2}, {.stride = 3, .padding = 0}, true, false},
+  };
+  for (const Case& k : cases) {
+    Rng rng(29);
+    const Var x(Normal(k.x, rng)), w(Normal(k.w, rng, 0.1f));
+    const Var b = k.bias ? Var(Normal({k.w[1]}, rng)) : Var();
+    const std::string what = absl::StrCat("ConvTranspose2d ", ShapeToString(k.x), " * ", ShapeToString(k.w),
+                                          " stride ", k.g.stride, " padding ", k.g.padding, " output padding ",
+                                          k.g.output_padding);
+    internal::SetConvLayoutForTesting(ConvLayout::kPlain);
+    const Tensor reference = ConvTranspose2d(x, w, b, k.g).value();
+    internal::SetConvLayoutForTesting(ConvLayout::kPhases);
+    const int64_t runs_before = internal::PhaseConvolutionRunsForTesting();
+    ChannelMoments moments;
+    const Tensor y = ConvTranspose2d(x, w, b, k.g, &moments).value();
+    const Tensor again = ConvTranspose2d(x, w, b, k.g).value();  // cached phase weights
+    const int64_t runs = internal::PhaseConvolutionRunsForTesting() - runs_before;
+    internal::SetConvLayoutForTesting(ConvLayout::kAuto);
+    EXPECT_EQ(runs, k.phases ? 2 : 0) << what;
+    ExpectClose(y, reference, 1e-4f, what);
+    EXPECT_EQ(math::MaxAbsDiff(again, y), 0.0f) << what;
+    if (!k.phases) continue;
+    std::vector<double> mean, var;
+    RefChannelStats(y, &mean, &var);
+    ASSERT_EQ(moments.mean.shape(), (Shape{k.w[1]})) << what;
+    for (int64_t c = 0; c < k.w[1]; ++c) {
+      EXPECT_NEAR(moments.mean.at({c}), mean[c], 1e-6 * (1 + std::abs(mean[c]))) << what << " channel " << c;
+      EXPECT_NEAR(moments.variance.at({c}), var[c], 1e-5 * var[c]) << what << " channel " << c;
+    }
+  }
+}
+
+// New weights after an optimizer step (edited in place, same storage) rebuild the phase weights.
+TEST(ConvPhaseTest, WeightsEditedInPlaceAreRebuilt) {
+  Rng rng(30);
+  const Var x(Normal({2, 16, 4, 4}, rng));
+  Tensor w = Normal({16, 16, 5, 5}, rng, 0.1f);
+  const Conv2dGeometry g{.stride = 2, .padding = 2, .output_padding = 1};
+  auto run = [&](ConvLayout layout) {
+    internal::SetConvLayoutForTesting(layout);
+    Tensor y = ConvTranspose2d(x, Var(w), Var(), g).value();
+    internal::SetConvLayoutForTesting(ConvLayout::kAuto);
+    return y;
+  };
+  const Tensor y1 = run(ConvLayout::kPhases);
+  w.data()[7] += 1.0f;
+  const Tensor y2 = run(ConvLayout::kPhases);
+  EXPECT_GT(math::MaxAbsDiff(y2, y1), 1e-3f);
+  ExpectClose(y2, run(ConvLayout::kPlain), 1e-4f, "edited weights, phases vs oneDNN");
 }
 
 // The im2col + matmul weight gradient agrees with oneDNN's kernel, bias gradient included, on a
