@@ -186,10 +186,8 @@ Var Relu(const Var& x) {
 }
 
 Var LeakyRelu(const Var& x, float slope) {
-  return PiecewiseLinear("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x, [&] {
-    // step + slope (1 - step) = (1 - slope) step + slope
-    return math::Unary(UnaryKind::kLinear, math::Unary(UnaryKind::kStep, x.value()), 1.0f - slope, slope);
-  });
+  return PiecewiseLinear("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x,
+                         [&] { return math::Unary(UnaryKind::kLeakyStep, x.value(), slope); });
 }
 
 Var Abs(const Var& x) {

@@ -377,7 +377,8 @@ void LogLoop(const float* x, float* y, int64_t n) {
 
 // Kinds that run on oneDNN eltwise primitives (when the tensor is large enough).
 bool HasPrimitive(UnaryKind kind) {
-  return kind != UnaryKind::kStep && kind != UnaryKind::kSign && kind != UnaryKind::kLog;
+  return kind != UnaryKind::kStep && kind != UnaryKind::kSign && kind != UnaryKind::kLog &&
+         kind != UnaryKind::kLeakyStep;
 }
 
 bool Transcendental(UnaryKind kind) {
@@ -420,6 +421,7 @@ EltwiseParams ToEltwise(UnaryKind kind, float alpha, float beta) {
     case UnaryKind::kLog:
     case UnaryKind::kStep:
     case UnaryKind::kSign:
+    case UnaryKind::kLeakyStep:
       break;
   }
   OTGEN_CHECK(false, absl::StrCat("unary kind ", static_cast<int>(kind), " has no oneDNN algorithm"));
@@ -467,11 +469,18 @@ void UnaryLoop(UnaryKind kind, const float* x, float* y, int64_t n, float alpha,
     case UnaryKind::kNeg:
       for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
       return;
+    // The masks have no oneDNN primitive: parallel loops (they are as large as the activations).
     case UnaryKind::kStep:
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? 1.0f : 0.0f;
       return;
     case UnaryKind::kSign:
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
       for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>((x[i] > 0.0f) - (x[i] < 0.0f));
+      return;
+    case UnaryKind::kLeakyStep:
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? 1.0f : alpha;
       return;
   }
 }

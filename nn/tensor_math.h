@@ -49,6 +49,7 @@ enum class UnaryKind {
   kNeg,     // -x
   kStep,    // x > 0 ? 1 : 0 (derivative mask of relu)
   kSign,    // -1, 0, 1
+  kLeakyStep,  // x > 0 ? 1 : alpha (derivative mask of leaky relu)
 };
 // f(x) element-wise; `alpha`, `beta` as documented per kind.
 Tensor Unary(UnaryKind kind, const Tensor& x, float alpha = 0.0f, float beta = 0.0f);

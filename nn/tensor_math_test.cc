@@ -413,9 +413,11 @@ TEST_P(TensorMathTest, UnaryMatchesReference) {
       {UnaryKind::kNeg, 0, 0, -3, 3, [](double x) { return -x; }, "neg"},
       {UnaryKind::kStep, 0, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : 0.0; }, "step"},
       {UnaryKind::kSign, 0, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }, "sign"},
+      {UnaryKind::kLeakyStep, 0.2f, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : 0.2; }, "leaky step"},
   };
   for (const UnaryCase& c : cases) {
-    for (const Shape& shape : {Shape{}, Shape{3, 5}, Shape{37, 61}, Shape{4, 3, 50}, Shape{0, 4}}) {
+    // {300, 200}: above kMinParallelElements, the threaded loops and the oneDNN primitives.
+    for (const Shape& shape : {Shape{}, Shape{3, 5}, Shape{37, 61}, Shape{4, 3, 50}, Shape{0, 4}, Shape{300, 200}}) {
       Tensor x = Uniform(shape, c.lo, c.hi);
       // Exact zeros and boundary values exercise relu/step/sign/clip edges.
       if (x.numel() > 3 && c.lo <= 0 && c.hi >= 0) {
