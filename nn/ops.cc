@@ -180,12 +180,30 @@ Var PiecewiseLinear(const char* name, Tensor value, const Var& x, const std::fun
 }
 }  // namespace
 
-Var Relu(const Var& x) {
-  return PiecewiseLinear("Relu", math::Unary(UnaryKind::kRelu, x.value()), x,
-                         [&] { return math::Unary(UnaryKind::kStep, x.value()); });
+namespace {
+// g * (y > 0 ? 1 : slope), the backward of y = Relu(x) (slope 0) or LeakyRelu(x, slope >= 0)
+// read from the output: y > 0 exactly where x > 0, so no mask is computed and kept at the
+// forward. Linear in g (y is a constant), so its gradient is the same op.
+Var ReluFamilyBackward(const Var& g, const Tensor& y, float slope) {
+  return Record("ReluBackward", math::ScaleWhereNotPositive(g.value(), y, slope), {g},
+                [y, slope](const Var& gg, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
+                  return std::vector<Var>{ReluFamilyBackward(gg, y, slope)};
+                });
 }
 
+Var ReluFamily(const char* name, Tensor y, const Var& x, float slope) {
+  if (!AnyRequiresGrad({x})) return Const(std::move(y));
+  return Record(name, y, {x}, [y, slope](const Var& g, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
+    return std::vector<Var>{ReluFamilyBackward(g, y, slope)};
+  });
+}
+}  // namespace
+
+Var Relu(const Var& x) { return ReluFamily("Relu", math::Unary(UnaryKind::kRelu, x.value()), x, 0.0f); }
+
 Var LeakyRelu(const Var& x, float slope) {
+  if (slope >= 0.0f) return ReluFamily("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x, slope);
+  // A negative slope flips the sign of y on x < 0: the mask comes from x.
   return PiecewiseLinear("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x,
                          [&] { return math::Unary(UnaryKind::kLeakyStep, x.value(), slope); });
 }

@@ -78,6 +78,11 @@ TEST(OpsTest, UnaryBothOrders) {
   Tensor pos = RandAway({4, 3}, 5, true);
   ExpectBothOrders([](const std::vector<Var>& v) { return Relu(v[0]); }, {any});
   ExpectBothOrders([](const std::vector<Var>& v) { return LeakyRelu(v[0], 0.2f); }, {any});
+  ExpectBothOrders([](const std::vector<Var>& v) { return LeakyRelu(v[0], -0.3f); }, {any});
+  // The cotangent reaching the activation depends on v[1]: the second-order check then
+  // differentiates the activation's backward in its cotangent.
+  ExpectBothOrders([](const std::vector<Var>& v) { return Mul(Relu(v[0]), v[1]); }, {any, any});
+  ExpectBothOrders([](const std::vector<Var>& v) { return Mul(LeakyRelu(v[0], 0.2f), v[1]); }, {any, any});
   ExpectBothOrders([](const std::vector<Var>& v) { return Tanh(v[0]); }, {any});
   ExpectBothOrders([](const std::vector<Var>& v) { return Sigmoid(v[0]); }, {any});
   ExpectBothOrders([](const std::vector<Var>& v) { return Exp(v[0]); }, {any});

@@ -1350,6 +1350,19 @@ Tensor GreaterEqual(const Tensor& a, const Tensor& b) {
   return Compare(a, b, [](float x, float y) { return x >= y; });
 }
 
+Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope) {
+  OTGEN_CHECK(g.shape() == y.shape(),
+              absl::StrCat("ScaleWhereNotPositive: g ", S(g.shape()), " and y ", S(y.shape()), " differ"));
+  Tensor out = Tensor::Empty(g.shape());
+  const float* pg = g.data();
+  const float* py = y.data();
+  float* po = out.data();
+  const int64_t n = out.numel();
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
+  for (int64_t i = 0; i < n; ++i) po[i] = py[i] > 0.0f ? pg[i] : slope * pg[i];
+  return out;
+}
+
 double SumAll(const Tensor& x) {
   double acc[4] = {0.0, 0.0, 0.0, 0.0};
   const float* p = x.data();

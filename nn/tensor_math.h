@@ -102,6 +102,9 @@ Tensor SumTo(const Tensor& x, const Shape& shape);
 Tensor Equal(const Tensor& a, const Tensor& b);
 // 1 where a >= b, else 0.
 Tensor GreaterEqual(const Tensor& a, const Tensor& b);
+// g where y > 0, slope * g elsewhere (g and y of one shape): the backward of relu (slope 0)
+// and leaky relu (slope > 0) read from their output y, in one pass.
+Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope);
 
 // Sum of all elements in double precision (for losses and tests).
 double SumAll(const Tensor& x);
