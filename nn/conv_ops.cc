@@ -323,8 +323,9 @@ Tensor ConvForwardKernel(const Tensor& src, const Tensor& weights, const Tensor*
 //   Z [(n,y,x), (u,v,i)]  = A * Wp,  Wp[o,(u,v,i)] = w[o,i,u,v]  (one large matmul)
 //   T [(oy,ox), i]        = b[i] + sum Z[(n,y,x),(u,v,i)] over s y + u - p = oy, s x + v - p = ox
 //   out[n,i,oy,ox]        = T[(oy,ox), i]                       (NHWC -> NCHW transpose)
-// The chunk's Z stays in the last-level cache; T (one image) in L2. Used when the output has
-// at least kMinBlockedChannels channels (the col2im accumulation is vectorized over them).
+// The chunk's Z stays in the last-level cache; T (one image) in L2. kAuto uses it when the
+// output has at least kMinBlockedChannels channels (the col2im accumulation is vectorized over
+// them) and the phase path below does not apply.
 
 // Stores of the transposes below: float32 as is, or rounded to bf16 (nn/precision.h).
 inline void StoreElement(float v, float* dst) { *dst = v; }
@@ -620,8 +621,13 @@ Tensor ConvBackwardDataGemm(const Tensor& dst_grad, const Tensor& weights, const
 //   out[n, i, s a + ry, s b + rx] = b[i] + sum_{o,t,t'} x[n, o, a + t - pl, b + t' - pl'] K[i, o, t, t']
 // with pl = m - 1 - floor((ry + p) / s) (x is zero outside its rows): a plain stride-1
 // convolution of the transposed convolution's input x, which oneDNN runs with its forward
-// kernels (brgconv on AMX; 1.5-2x faster than its deconvolution kernels and than matmul +
-// col2im above, which also writes and re-reads a column matrix kh kw times the output's size).
+// kernels (brgconv, on AMX in bf16). The matmul + col2im above also writes and re-reads a column
+// matrix kh kw times the output's size. conv_ops_bench BM_ConvTransposeKernels, 2-core Sapphire
+// Rapids, ms, gemm -> phases:
+//   ConvTranspose2d(256,128,5,2,2) on [64,256,4,4]          bf16  2.26 -> 1.25   f32  5.11 -> 3.42
+//   ConvTranspose2d(128,64,5,2,2,op 1) on [64,128,7,7]      bf16  2.00 -> 0.91   f32  4.11 -> 3.13
+//   ConvTranspose2d(256,128,4,2,1) on [200,256,7,7]         bf16  11.1 -> 7.8    f32  32.3 -> 30.0
+//   ConvTranspose2d(128,64,4,2,1) on [200,128,14,14]        bf16  17.8 -> 10.5   f32  37.2 -> 32.5
 // x is reordered once for the s^2 phase convolutions; their outputs are interleaved into NCHW in
 // one pass per image that adds the bias and gathers the ChannelMoments. The phase weights are
 // rebuilt and reordered only when w's values change (the critic of a WGAN-GP step applies the
@@ -802,9 +808,9 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
   stream.wait();
 
   // Per image: the NHWC tile [pout, I] gathered from the phases (plus the bias), its moments,
-  // then its transpose into out.
-  // Outputs much larger than the caches are written with non-temporal stores (the SDOT
-  // generator's ConvTranspose2d(128,64,4,2,1) on [200,128,14,14], 40 MB: 12.7 -> 10.2 ms).
+  // then its transpose into out. Outputs much larger than the caches are written with
+  // non-temporal stores (the SDOT generator's ConvTranspose2d(128,64,4,2,1) on [200,128,14,14],
+  // 40 MB, bf16: 12.7 -> 10.5 ms).
   const bool stream_out = out.numel() * sizeof(float) >= (size_t{16} << 20);
   const int64_t tile_stride = (pout + 2) * c.i;
   float* tiles =
