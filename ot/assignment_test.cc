@@ -68,12 +68,12 @@ void ExpectOptimalityCertificate(const Matrix& c, const AssignmentResult& r, dou
   EXPECT_NEAR(r.source_potential.mean() + r.target_potential.mean(), r.cost, tol * scale);
 }
 
-absl::BitGen SeededGen(int seed) {
+std::mt19937_64 SeededGen(int seed) {
   std::seed_seq seq{seed};
-  return absl::BitGen(seq);
+  return std::mt19937_64(seq);
 }
 
-RowMatrixXd RandomCost(absl::BitGen& gen, int n, bool integer_ties) {
+RowMatrixXd RandomCost(std::mt19937_64& gen, int n, bool integer_ties) {
   RowMatrixXd c(n, n);
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < n; ++j) {
@@ -84,7 +84,7 @@ RowMatrixXd RandomCost(absl::BitGen& gen, int n, bool integer_ties) {
 }
 
 TEST(AssignmentTest, MatchesBruteForceOverPermutations) {
-  absl::BitGen gen = SeededGen(1);
+  std::mt19937_64 gen = SeededGen(1);
   for (int n = 1; n <= 7; ++n) {
     for (int trial = 0; trial < 30; ++trial) {
       const bool ties = trial % 3 == 0;
@@ -103,7 +103,7 @@ TEST(AssignmentTest, MatchesBruteForceOverPermutations) {
 }
 
 TEST(AssignmentTest, FloatCostsMatchBruteForce) {
-  absl::BitGen gen = SeededGen(2);
+  std::mt19937_64 gen = SeededGen(2);
   for (int n = 1; n <= 7; ++n) {
     for (int trial = 0; trial < 20; ++trial) {
       const RowMatrixXf c = RandomCost(gen, n, trial % 2 == 0).cast<float>();
@@ -119,7 +119,7 @@ TEST(AssignmentTest, FloatCostsMatchBruteForce) {
 // random costs, heavy ties, squared distances of 2-D points (geometric structure) and a matrix
 // view with an outer stride.
 TEST(AssignmentTest, LargerProblemsHaveOptimalityCertificates) {
-  absl::BitGen gen = SeededGen(3);
+  std::mt19937_64 gen = SeededGen(3);
   for (const int n : {8, 17, 64, 200, 333}) {
     const RowMatrixXd random = RandomCost(gen, n, false);
     const RowMatrixXd ties = RandomCost(gen, n, true);
@@ -154,7 +154,7 @@ TEST(AssignmentTest, LargerProblemsHaveOptimalityCertificates) {
 
 TEST(AssignmentTest, RecoversAPlantedPermutation) {
   // C_ij = (i - pi^{-1}(j))^2: the unique optimum matches i to pi(i) with cost 0.
-  absl::BitGen gen = SeededGen(4);
+  std::mt19937_64 gen = SeededGen(4);
   const int n = 150;
   std::vector<int> perm(n);
   std::iota(perm.begin(), perm.end(), 0);

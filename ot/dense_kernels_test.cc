@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -15,7 +16,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Random row and potentials; with `ties` the values are small integers so that many entries
 // are equal and the smallest-index rule matters.
 template <typename T>
-void RandomData(absl::BitGen& gen, int n, bool ties, std::vector<T>* row, std::vector<double>* v) {
+void RandomData(std::mt19937_64& gen, int n, bool ties, std::vector<T>* row, std::vector<double>* v) {
   row->resize(n);
   v->resize(n);
   for (int j = 0; j < n; ++j) {
@@ -36,7 +37,7 @@ TYPED_TEST_SUITE(DenseKernelsTest, ScalarTypes);
 
 TYPED_TEST(DenseKernelsTest, MatchScalarReferences) {
   using T = TypeParam;
-  absl::BitGen gen;
+  std::mt19937_64 gen;
   for (int trial = 0; trial < 700; ++trial) {
     const int n = 1 + trial % 70;
     const bool ties = trial % 2 == 1;

@@ -18,7 +18,7 @@ namespace {
 
 enum Distribution { kUniform = 0, kGaussian = 1 };
 
-RowMatrixXf Sample(absl::BitGen& gen, int n, int d, int distribution) {
+RowMatrixXf Sample(std::mt19937_64& gen, int n, int d, int distribution) {
   RowMatrixXf x(n, d);
   for (int k = 0; k < x.size(); ++k) {
     x.data()[k] =
@@ -27,9 +27,9 @@ RowMatrixXf Sample(absl::BitGen& gen, int n, int d, int distribution) {
   return x;
 }
 
-absl::BitGen Gen(int seed) {
+std::mt19937_64 Gen(int seed) {
   std::seed_seq seq{seed};
-  return absl::BitGen(seq);
+  return std::mt19937_64(seq);
 }
 
 // Uniform weights, n = m, squared Euclidean cost from point clouds: what a user computing the
@@ -38,7 +38,7 @@ void BM_ExactOTPointsUniform(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const int d = static_cast<int>(state.range(1));
   const int distribution = static_cast<int>(state.range(2));
-  absl::BitGen gen = Gen(n + d + distribution);
+  std::mt19937_64 gen = Gen(n + d + distribution);
   const RowMatrixXf x = Sample(gen, n, d, distribution);
   const RowMatrixXf y = Sample(gen, n, d, distribution);
   double cost = 0.0, iterations = 0.0;
@@ -66,7 +66,7 @@ BENCHMARK(BM_ExactOTPointsUniform)
 void BM_ExactOTPointsUniformNetworkSimplex(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const int d = static_cast<int>(state.range(1));
-  absl::BitGen gen = Gen(n + d);
+  std::mt19937_64 gen = Gen(n + d);
   const RowMatrixXf x = Sample(gen, n, d, kUniform);
   const RowMatrixXf y = Sample(gen, n, d, kUniform);
   ExactOTOptions options;
@@ -94,7 +94,7 @@ BENCHMARK(BM_ExactOTPointsUniformNetworkSimplex)
 void BM_ExactOTPointsWeighted(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const int d = static_cast<int>(state.range(1));
-  absl::BitGen gen = Gen(3 * n + d);
+  std::mt19937_64 gen = Gen(3 * n + d);
   const RowMatrixXf x = Sample(gen, n, d, kGaussian);
   const RowMatrixXf y = Sample(gen, n, d, kUniform);
   Eigen::VectorXf a(n), b(n);
@@ -128,7 +128,7 @@ BENCHMARK(BM_ExactOTPointsWeighted)
 void BM_ExactCostMatrix(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const int d = static_cast<int>(state.range(1));
-  absl::BitGen gen = Gen(n + d);
+  std::mt19937_64 gen = Gen(n + d);
   const RowMatrixXf x = Sample(gen, n, d, kUniform);
   const RowMatrixXf y = Sample(gen, n, d, kUniform);
   for (auto _ : state) {

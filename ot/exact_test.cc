@@ -23,12 +23,12 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-absl::BitGen SeededGen(int seed) {
+std::mt19937_64 SeededGen(int seed) {
   std::seed_seq seq{seed};
-  return absl::BitGen(seq);
+  return std::mt19937_64(seq);
 }
 
-Eigen::VectorXd RandomWeights(absl::BitGen& gen, int n, double zero_probability) {
+Eigen::VectorXd RandomWeights(std::mt19937_64& gen, int n, double zero_probability) {
   Eigen::VectorXd w(n);
   for (int k = 0; k < n; ++k) {
     w[k] = absl::Bernoulli(gen, zero_probability) ? 0.0 : absl::Uniform(gen, 0.05, 1.0);
@@ -37,7 +37,7 @@ Eigen::VectorXd RandomWeights(absl::BitGen& gen, int n, double zero_probability)
   return w / w.sum();
 }
 
-RowMatrixXd RandomCost(absl::BitGen& gen, int n, int m, bool integer_ties) {
+RowMatrixXd RandomCost(std::mt19937_64& gen, int n, int m, bool integer_ties) {
   RowMatrixXd c(n, m);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < m; ++j)
@@ -213,7 +213,7 @@ ExactOTOptions SimplexOnly() {
 }
 
 TEST(ExactOTTest, UniformWeightsMatchBruteForcePermutations) {
-  absl::BitGen gen = SeededGen(1);
+  std::mt19937_64 gen = SeededGen(1);
   for (int n = 1; n <= 7; ++n) {
     for (int trial = 0; trial < 25; ++trial) {
       const RowMatrixXd c = RandomCost(gen, n, n, trial % 3 == 0);
@@ -242,7 +242,7 @@ TEST(ExactOTTest, UniformWeightsMatchBruteForcePermutations) {
 }
 
 TEST(ExactOTTest, GeneralWeightsMatchVertexEnumeration) {
-  absl::BitGen gen = SeededGen(2);
+  std::mt19937_64 gen = SeededGen(2);
   for (int n = 1; n <= 4; ++n) {
     for (int m = 1; m <= 4; ++m) {
       for (int trial = 0; trial < 12; ++trial) {
@@ -271,7 +271,7 @@ TEST(ExactOTTest, GeneralWeightsMatchVertexEnumeration) {
 }
 
 TEST(ExactOTTest, OneDimensionalConvexCostIsMonotoneCoupling) {
-  absl::BitGen gen = SeededGen(3);
+  std::mt19937_64 gen = SeededGen(3);
   for (const double p : {1.0, 1.5, 2.0}) {
     for (const auto& [n, m] :
          {std::pair{1, 9}, std::pair{12, 12}, std::pair{40, 25}, std::pair{57, 90}}) {
@@ -300,7 +300,7 @@ TEST(ExactOTTest, OneDimensionalConvexCostIsMonotoneCoupling) {
 }
 
 TEST(ExactOTTest, MediumProblemsHaveOptimalityCertificates) {
-  absl::BitGen gen = SeededGen(4);
+  std::mt19937_64 gen = SeededGen(4);
   for (const auto& [n, m] : {std::pair{100, 80}, std::pair{64, 64}, std::pair{1, 50},
                              std::pair{50, 1}, std::pair{150, 170}}) {
     for (int kind = 0; kind < 3; ++kind) {
@@ -342,7 +342,7 @@ TEST(ExactOTTest, MediumProblemsHaveOptimalityCertificates) {
 // OT plans are invariant under C -> s C (s > 0) and C_ij -> C_ij + alpha_i + beta_j (the cost
 // moves by s, resp. by <a, alpha> + <b, beta>). Checks that tolerances are relative.
 TEST(ExactOTTest, ScaleAndOffsetInvariance) {
-  absl::BitGen gen = SeededGen(12);
+  std::mt19937_64 gen = SeededGen(12);
   const int n = 60, m = 45;
   const RowMatrixXd c = RandomCost(gen, n, m, false);
   const Eigen::VectorXd a = RandomWeights(gen, n, 0.1), b = RandomWeights(gen, m, 0.1);
@@ -378,7 +378,7 @@ TEST(ExactOTTest, DegenerateInputs) {
   ExpectOptimal(one, Uniform(1), Uniform(1), *r);
 
   // One source: every target takes its weight from it.
-  absl::BitGen gen = SeededGen(5);
+  std::mt19937_64 gen = SeededGen(5);
   const RowMatrixXd row = RandomCost(gen, 1, 6, false);
   const Eigen::VectorXd b = RandomWeights(gen, 6, 0.3);
   r = SolveExactOT(row, Uniform(1), b);
@@ -424,7 +424,7 @@ TEST(ExactOTTest, DegenerateInputs) {
 }
 
 TEST(ExactOTTest, FloatOverloadsSolveTheSameProblem) {
-  absl::BitGen gen = SeededGen(6);
+  std::mt19937_64 gen = SeededGen(6);
   const RowMatrixXf cf = RandomCost(gen, 20, 13, false).cast<float>();
   const Eigen::VectorXf af = RandomWeights(gen, 20, 0.1).cast<float>();
   const Eigen::VectorXf bf = RandomWeights(gen, 13, 0.1).cast<float>();
@@ -446,7 +446,7 @@ TEST(ExactOTTest, FloatOverloadsSolveTheSameProblem) {
 }
 
 TEST(ExactOTTest, StridedCostView) {
-  absl::BitGen gen = SeededGen(7);
+  std::mt19937_64 gen = SeededGen(7);
   const RowMatrixXd big = RandomCost(gen, 30, 40, false);
   const Eigen::Ref<const RowMatrixXd> block = big.block(3, 5, 20, 25);
   const Eigen::VectorXd a = RandomWeights(gen, 20, 0.0), b = RandomWeights(gen, 25, 0.0);
@@ -456,7 +456,7 @@ TEST(ExactOTTest, StridedCostView) {
 }
 
 TEST(ExactOTTest, PointCloudCostMatrices) {
-  absl::BitGen gen = SeededGen(8);
+  std::mt19937_64 gen = SeededGen(8);
   for (const int d : {1, 2, 5, 64}) {
     RowMatrixXf x(23, d), y(31, d);
     for (int k = 0; k < x.size(); ++k) x.data()[k] = 3.0f + absl::Gaussian<float>(gen);
@@ -496,7 +496,7 @@ TEST(ExactOTTest, PointCloudCostMatrices) {
 }
 
 TEST(ExactOTTest, PointCloudApiMatchesMatrixApi) {
-  absl::BitGen gen = SeededGen(9);
+  std::mt19937_64 gen = SeededGen(9);
   for (const int d : {2, 40}) {
     RowMatrixXf x(50, d), y(50, d), z(35, d);
     for (int k = 0; k < x.size(); ++k) x.data()[k] = absl::Gaussian<float>(gen);
@@ -536,7 +536,7 @@ TEST(ExactOTTest, PointCloudApiMatchesMatrixApi) {
 }
 
 TEST(ExactOTTest, DenseSummaryAndMainTargets) {
-  absl::BitGen gen = SeededGen(10);
+  std::mt19937_64 gen = SeededGen(10);
   const RowMatrixXd c = RandomCost(gen, 6, 4, false);
   const Eigen::VectorXd a = RandomWeights(gen, 6, 0.0), b = RandomWeights(gen, 4, 0.0);
   absl::StatusOr<ExactOTResult> r = SolveExactOT(c, a, b);
@@ -559,7 +559,7 @@ TEST(ExactOTTest, DenseSummaryAndMainTargets) {
 }
 
 TEST(ExactOTTest, MaxIterationsStopsEarly) {
-  absl::BitGen gen = SeededGen(11);
+  std::mt19937_64 gen = SeededGen(11);
   const RowMatrixXd c = RandomCost(gen, 40, 40, false);
   const Eigen::VectorXd a = RandomWeights(gen, 40, 0.0), b = RandomWeights(gen, 40, 0.0);
   ExactOTOptions options;

@@ -22,12 +22,12 @@ namespace {
 using ::testing::HasSubstr;
 
 // Deterministic random data (the oracles are exact, the data need not vary between runs).
-absl::BitGen SeededGen(int seed) {
+std::mt19937_64 SeededGen(int seed) {
   std::seed_seq seq{seed};
-  return absl::BitGen(seq);
+  return std::mt19937_64(seq);
 }
 
-RowMatrixXf RandomCloud(absl::BitGen& gen, int n, int d, float lo = -1.0f, float hi = 1.0f) {
+RowMatrixXf RandomCloud(std::mt19937_64& gen, int n, int d, float lo = -1.0f, float hi = 1.0f) {
   RowMatrixXf p(n, d);
   for (int i = 0; i < n; ++i) {
     for (int k = 0; k < d; ++k) p(i, k) = absl::Uniform(gen, lo, hi);
@@ -35,7 +35,7 @@ RowMatrixXf RandomCloud(absl::BitGen& gen, int n, int d, float lo = -1.0f, float
   return p;
 }
 
-Eigen::VectorXf RandomWeights(absl::BitGen& gen, int n) {
+Eigen::VectorXf RandomWeights(std::mt19937_64& gen, int n) {
   Eigen::VectorXd w(n);
   for (int i = 0; i < n; ++i) w[i] = absl::Uniform(gen, 0.2, 1.0);
   w /= w.sum();
@@ -112,7 +112,7 @@ SinkhornOptions TightOptions(float eps) {
 }
 
 TEST(SinkhornTest, MeetsMarginalToleranceAndReportsIt) {
-  absl::BitGen gen = SeededGen(101);
+  std::mt19937_64 gen = SeededGen(101);
   const RowMatrixXf x = RandomCloud(gen, 50, 3), y = RandomCloud(gen, 70, 3, 0.0f, 2.0f);
   const Eigen::VectorXf a = RandomWeights(gen, 50), b = RandomWeights(gen, 70);
   for (const float tol : {1e-3f, 1e-5f}) {
@@ -139,7 +139,7 @@ TEST(SinkhornTest, MeetsMarginalToleranceAndReportsIt) {
 }
 
 TEST(SinkhornTest, DualValueEqualsPrimalValueOfThePlan) {
-  absl::BitGen gen = SeededGen(102);
+  std::mt19937_64 gen = SeededGen(102);
   const RowMatrixXf x = RandomCloud(gen, 40, 2), y = RandomCloud(gen, 30, 2);
   const Eigen::VectorXf a = RandomWeights(gen, 40), b = RandomWeights(gen, 30);
   for (const Cost& cost : {Cost::SquaredEuclidean(), Cost::Lp(1.0f), Cost::L1(2.0f)}) {
@@ -160,7 +160,7 @@ TEST(SinkhornTest, DualValueEqualsPrimalValueOfThePlan) {
 TEST(SinkhornTest, ReportedValueIsTheDualObjectiveAtTheReturnedPotentials) {
   // Unconverged on purpose: the dual objective of seed 000 eq. 9,
   // <a, f> + <b, g> - eps (sum_ij P_ij - 1), must hold for whatever (f, g) is returned.
-  absl::BitGen gen = SeededGen(120);
+  std::mt19937_64 gen = SeededGen(120);
   const RowMatrixXf x = RandomCloud(gen, 30, 2), y = RandomCloud(gen, 25, 2);
   const Eigen::VectorXf a = RandomWeights(gen, 30), b = RandomWeights(gen, 25);
   SinkhornOptions options;
@@ -195,7 +195,7 @@ TEST(SinkhornTest, ReportedValueIsTheDualObjectiveAtTheReturnedPotentials) {
 }
 
 TEST(SinkhornTest, ApproachesBruteForceExactOtAsEpsilonVanishes) {
-  absl::BitGen gen = SeededGen(103);
+  std::mt19937_64 gen = SeededGen(103);
   for (int trial = 0; trial < 3; ++trial) {
     for (const Cost& cost : {Cost::SquaredEuclidean(), Cost::Lp(1.0f)}) {
       const int n = 7;
@@ -248,7 +248,7 @@ TEST(SinkhornTest, ApproachesBruteForceExactOtAsEpsilonVanishes) {
 }
 
 TEST(SinkhornTest, SymmetricSolveMatchesAlternatingSolve) {
-  absl::BitGen gen = SeededGen(104);
+  std::mt19937_64 gen = SeededGen(104);
   const RowMatrixXf x = RandomCloud(gen, 60, 3);
   const Eigen::VectorXf a = RandomWeights(gen, 60);
   SinkhornSolver solver(TightOptions(0.1f));
@@ -267,7 +267,7 @@ TEST(SinkhornTest, SymmetricSolveMatchesAlternatingSolve) {
 }
 
 TEST(SinkhornTest, DivergenceOfACloudWithItselfIsZero) {
-  absl::BitGen gen = SeededGen(105);
+  std::mt19937_64 gen = SeededGen(105);
   const RowMatrixXf x = RandomCloud(gen, 40, 2, 0.5f, 2.0f);
   const Eigen::VectorXf a = RandomWeights(gen, 40);
   for (const Cost& cost : {Cost::SquaredEuclidean(), Cost::Lp(1.0f), Cost::Cosine()}) {
@@ -284,7 +284,7 @@ TEST(SinkhornTest, DivergenceOfACloudWithItselfIsZero) {
 }
 
 TEST(SinkhornTest, DivergenceIsPositiveAndGrowsWithTheShift) {
-  absl::BitGen gen = SeededGen(106);
+  std::mt19937_64 gen = SeededGen(106);
   const RowMatrixXf x = RandomCloud(gen, 50, 2);
   const Eigen::VectorXf a = UniformWeights(50), b = UniformWeights(60);
   const RowMatrixXf y0 = RandomCloud(gen, 60, 2);
@@ -307,7 +307,7 @@ TEST(SinkhornTest, DivergenceIsPositiveAndGrowsWithTheShift) {
 
 void CheckDivergenceGradient(const Cost& cost, int d, float eps) {
   SCOPED_TRACE(absl::StrCat(cost.ToString(), " d=", d, " eps=", eps));
-  absl::BitGen gen = SeededGen(107);
+  std::mt19937_64 gen = SeededGen(107);
   const int n = 6, m = 8;
   RowMatrixXf x = RandomCloud(gen, n, d, 0.2f, 1.0f);
   const RowMatrixXf y = RandomCloud(gen, m, d, -0.5f, 1.5f);
@@ -348,7 +348,7 @@ TEST(SinkhornTest, DivergenceGradientMatchesFiniteDifferences) {
 }
 
 TEST(SinkhornTest, StreamedModeEqualsPrecomputedMode) {
-  absl::BitGen gen = SeededGen(108);
+  std::mt19937_64 gen = SeededGen(108);
   for (const int d : {2, 40}) {
     SCOPED_TRACE(absl::StrCat("d=", d));
     const RowMatrixXf x = RandomCloud(gen, 45, d, 0.0f, 1.0f);
@@ -384,7 +384,7 @@ TEST(SinkhornTest, StreamedModeEqualsPrecomputedMode) {
 TEST(SinkhornTest, ResultDoesNotDependOnTheThreadCount) {
   // Row chunks are merged in a fixed order, so the result is bitwise identical for any thread
   // count (with the direct cost kernels of d <= 16; sgemm tiles may round differently).
-  absl::BitGen gen = SeededGen(108);
+  std::mt19937_64 gen = SeededGen(108);
   const RowMatrixXf x = RandomCloud(gen, 300, 2), y = RandomCloud(gen, 250, 2);
   const Eigen::VectorXf a = RandomWeights(gen, 300), b = UniformWeights(250);
   for (const bool streamed : {false, true}) {
@@ -421,7 +421,7 @@ TEST(SinkhornTest, ResultDoesNotDependOnTheThreadCount) {
 
 // n samples of N(0, I_2), shifted and linearly transformed to empirical mean exactly 0 and
 // empirical covariance exactly I.
-Eigen::MatrixXd WhitenedGaussianSample(absl::BitGen& gen, int n) {
+Eigen::MatrixXd WhitenedGaussianSample(std::mt19937_64& gen, int n) {
   Eigen::MatrixXd z(n, 2);
   for (int i = 0; i < n; ++i) {
     for (int k = 0; k < 2; ++k) z(i, k) = absl::Gaussian<double>(gen);
@@ -444,7 +444,7 @@ TEST(SinkhornTest, GaussianSamplesApproachTheClosedFormW2) {
   }
   const int n = 500;
   const Eigen::VectorXf u = UniformWeights(n);
-  absl::BitGen gen = SeededGen(7);
+  std::mt19937_64 gen = SeededGen(7);
 
   // (1) Both clouds are images of the same standard normal sample z, whitened to mean exactly 0
   // and covariance exactly I: x_i = m1 + S1^1/2 z_i, y_i = m2 + S2^1/2 z_i. The pairing x_i <->
@@ -496,7 +496,7 @@ TEST(SinkhornTest, GaussianSamplesApproachTheClosedFormW2) {
 }
 
 TEST(SinkhornTest, ZeroWeightPointsDoNotChangeTheSolution) {
-  absl::BitGen gen = SeededGen(111);
+  std::mt19937_64 gen = SeededGen(111);
   const RowMatrixXf x = RandomCloud(gen, 20, 2), y = RandomCloud(gen, 15, 2);
   Eigen::VectorXf a = RandomWeights(gen, 20);
   const Eigen::VectorXf b = RandomWeights(gen, 15);
@@ -530,7 +530,7 @@ TEST(SinkhornTest, ZeroWeightPointsDoNotChangeTheSolution) {
 }
 
 TEST(SinkhornTest, SolverReusesBuffersAcrossSizes) {
-  absl::BitGen gen = SeededGen(112);
+  std::mt19937_64 gen = SeededGen(112);
   SinkhornOptions options = TightOptions(0.05f);
   SinkhornSolver solver(options);
   for (const int n : {80, 10, 120, 33}) {
@@ -545,7 +545,7 @@ TEST(SinkhornTest, SolverReusesBuffersAcrossSizes) {
 }
 
 TEST(SinkhornTest, NonConvergenceIsReportedNotAnError) {
-  absl::BitGen gen = SeededGen(113);
+  std::mt19937_64 gen = SeededGen(113);
   const RowMatrixXf x = RandomCloud(gen, 30, 2), y = RandomCloud(gen, 30, 2);
   const Eigen::VectorXf u = UniformWeights(30);
   SinkhornOptions options;
@@ -668,7 +668,7 @@ TEST(SinkhornTest, OptionsValidateNamesTheField) {
 }
 
 TEST(SinkhornTest, WeightsWithinToleranceAreRenormalized) {
-  absl::BitGen gen = SeededGen(115);
+  std::mt19937_64 gen = SeededGen(115);
   const RowMatrixXf x = RandomCloud(gen, 10, 2), y = RandomCloud(gen, 12, 2);
   const Eigen::VectorXf a = UniformWeights(10), b = UniformWeights(12);
   const Eigen::VectorXf a_off = a * (1.0f + 5e-5f);  // sums to 1.00005: accepted
