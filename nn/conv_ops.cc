@@ -668,6 +668,9 @@ struct PhaseConvPlan {
   memory::desc src_user_md, src_md;
   dnnl::reorder src_reorder;  // empty when src_md is src_user_md
   std::vector<char> last_weights;  // w's bytes when the phases' K were last built
+  PhaseConvPlan() = default;
+  PhaseConvPlan(const PhaseConvPlan&) = delete;  // owns the phases' weight buffers
+  PhaseConvPlan& operator=(const PhaseConvPlan&) = delete;
   ~PhaseConvPlan() {
     for (Phase& ph : phases) std::free(ph.weights);
   }
