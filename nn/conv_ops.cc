@@ -83,6 +83,42 @@ constexpr int64_t kMinBlockedChannels = 16;
 
 std::atomic<internal::ConvLayout> conv_layout{internal::ConvLayout::kAuto};
 
+// A 64-byte-aligned heap block, grown (contents dropped) to the largest size asked for. Owned
+// and movable.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  AlignedBuffer(AlignedBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  AlignedBuffer& operator=(AlignedBuffer&&) = delete;
+  ~AlignedBuffer() { std::free(data_); }
+
+  // At least `bytes`; `what` names the buffer in the out-of-memory message.
+  void* Reserve(size_t bytes, const char* what) {
+    if (bytes_ < bytes) {
+      std::free(data_);
+      const size_t rounded = (bytes + 63) / 64 * 64;
+      data_ = std::aligned_alloc(64, rounded);
+      OTGEN_CHECK(data_ != nullptr, absl::StrCat(what, ": cannot allocate ", rounded, " bytes"));
+      bytes_ = rounded;
+    }
+    return data_;
+  }
+  void* data() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Whether the `bytes` at `data` equal *last (exactly, memcmp); when not, *last becomes a copy
+// of them. Reordered or rearranged copies of weights are reused while this holds.
+bool SameBytesAsLast(const void* data, size_t bytes, std::vector<char>* last) {
+  if (last->size() == bytes && std::memcmp(last->data(), data, bytes) == 0) return true;
+  last->assign(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
+  return false;
+}
+
 // A reordered input that is often passed again unchanged (a layer's weights between two
 // optimizer steps: the critic of a WGAN-GP step runs each convolution forward 4-5 times with
 // the same weights). The plan keeps the caller's last values and their reordered copy, and
@@ -90,9 +126,7 @@ std::atomic<internal::ConvLayout> conv_layout{internal::ConvLayout::kAuto};
 // f32 -> blocked bf16 reorder it saves, 0.1 vs 0.62 ms for a 256x128x5x5 weight).
 struct ReorderedInputCache {
   std::vector<char> last_user;  // the caller's bytes at the last reorder
-  void* prim = nullptr;         // their reordered copy (prim_md layout), owned
-  size_t prim_bytes = 0;
-  ~ReorderedInputCache() { std::free(prim); }
+  AlignedBuffer prim;           // their reordered copy (prim_md layout)
 };
 
 // One executable primitive plus the reorders between the callers' plain layouts and the
@@ -149,23 +183,10 @@ std::mutex& ExecutionMutex() {
   return *mu;
 }
 
-struct ScratchSlot {
-  void* data = nullptr;
-  size_t bytes = 0;
-};
-
 void* Scratch(size_t slot, size_t bytes) {
-  static std::vector<ScratchSlot>* const slots = new std::vector<ScratchSlot>();
+  static std::vector<AlignedBuffer>* const slots = new std::vector<AlignedBuffer>();
   if (slots->size() <= slot) slots->resize(slot + 1);
-  ScratchSlot& s = (*slots)[slot];
-  if (s.bytes < bytes) {
-    std::free(s.data);
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    s.data = std::aligned_alloc(64, rounded);
-    OTGEN_CHECK(s.data != nullptr, absl::StrCat("oneDNN scratch: cannot allocate ", rounded, " bytes"));
-    s.bytes = rounded;
-  }
-  return s.data;
+  return (*slots)[slot].Reserve(bytes, "oneDNN scratch");
 }
 
 // Runs `plan` on the callers' tensors (`data[k]` for plan.args[k]; outputs are written).
@@ -184,23 +205,11 @@ void Execute(const PrimitivePlan& plan, const std::vector<float*>& data) {
     }
     if (a.cache != nullptr) {
       ReorderedInputCache& cache = *a.cache;
-      const size_t user_bytes = a.user_md.get_size();
-      const bool same = cache.last_user.size() == user_bytes && cache.prim != nullptr &&
-                        std::memcmp(cache.last_user.data(), data[k], user_bytes) == 0;
-      if (!same) {
-        const size_t prim_bytes = a.prim_md.get_size();
-        if (cache.prim_bytes < prim_bytes) {
-          std::free(cache.prim);
-          cache.prim = std::aligned_alloc(64, (prim_bytes + 63) / 64 * 64);
-          OTGEN_CHECK(cache.prim != nullptr, absl::StrCat("oneDNN weights cache: cannot allocate ", prim_bytes, " bytes"));
-          cache.prim_bytes = prim_bytes;
-        }
-        memory prim(a.prim_md, ctx.engine(), cache.prim);
+      if (!SameBytesAsLast(data[k], a.user_md.get_size(), &cache.last_user)) {
+        memory prim(a.prim_md, ctx.engine(), cache.prim.Reserve(a.prim_md.get_size(), "oneDNN weights cache"));
         a.reorder.execute(stream, user, prim);
-        cache.last_user.assign(reinterpret_cast<const char*>(data[k]),
-                               reinterpret_cast<const char*>(data[k]) + user_bytes);
       }
-      exec_args.emplace(a.id, memory(a.prim_md, ctx.engine(), cache.prim));
+      exec_args.emplace(a.id, memory(a.prim_md, ctx.engine(), cache.prim.data()));
       continue;
     }
     memory internal(a.prim_md, ctx.engine(), Scratch(k, a.prim_md.get_size()));
@@ -407,17 +416,6 @@ void TransposeMatrix(const float* src, int64_t rows, int64_t cols, int64_t ld_sr
 #endif
 }
 
-bool UseGemmBackwardData(const ConvShape& c) {
-  switch (conv_layout.load()) {
-    case internal::ConvLayout::kGemm:
-    case internal::ConvLayout::kPhases:
-      return true;
-    case internal::ConvLayout::kAuto:
-      return c.i >= kMinBlockedChannels;
-    default:
-      return false;
-  }
-}
 
 // Scratch slots past the primitive arguments' (see Execute).
 constexpr size_t kGemmScratchSlot = 16;
@@ -658,7 +656,7 @@ struct PhaseConvPlan {
     memory::desc weights_user_md;  // K, float32 oihw
     memory::desc weights_md;       // the primitive's weights layout
     dnnl::reorder weights_reorder;  // empty when weights_md is weights_user_md
-    void* weights = nullptr;        // K in weights_md, owned
+    AlignedBuffer weights;          // K in weights_md
     memory::desc dst_md;            // the primitive's output layout (float32)
     memory::desc nhwc_md;           // the interleaving pass reads NHWC
     dnnl::reorder dst_reorder;      // dst_md -> nhwc_md; empty when they are the same
@@ -668,12 +666,6 @@ struct PhaseConvPlan {
   memory::desc src_user_md, src_md;
   dnnl::reorder src_reorder;  // empty when src_md is src_user_md
   std::vector<char> last_weights;  // w's bytes when the phases' K were last built
-  PhaseConvPlan() = default;
-  PhaseConvPlan(const PhaseConvPlan&) = delete;  // owns the phases' weight buffers
-  PhaseConvPlan& operator=(const PhaseConvPlan&) = delete;
-  ~PhaseConvPlan() {
-    for (Phase& ph : phases) std::free(ph.weights);
-  }
 };
 
 std::shared_ptr<PhaseConvPlan> MakePhaseConvPlan(const ConvShape& c, bool bf16) {
@@ -716,9 +708,7 @@ std::shared_ptr<PhaseConvPlan> MakePhaseConvPlan(const ConvShape& c, bool bf16) 
         if (ph.dst_md != ph.nhwc_md) {
           ph.dst_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, ph.dst_md, engine, ph.nhwc_md));
         }
-        const size_t weight_bytes = (ph.weights_md.get_size() + 63) / 64 * 64;
-        ph.weights = std::aligned_alloc(64, weight_bytes);
-        OTGEN_CHECK(ph.weights != nullptr, absl::StrCat("phase weights: cannot allocate ", weight_bytes, " bytes"));
+        ph.weights.Reserve(ph.weights_md.get_size(), "phase weights");
         plan->phases.push_back(std::move(ph));
       }
     }
@@ -758,13 +748,13 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
 
   // K per phase, rebuilt when w's values differ from the last call's.
   const size_t w_bytes = sizeof(float) * weights.numel();
-  if (plan.last_weights.size() != w_bytes || std::memcmp(plan.last_weights.data(), weights.data(), w_bytes) != 0) {
+  if (!SameBytesAsLast(weights.data(), w_bytes, &plan.last_weights)) {
     const float* w = weights.data();
     const int64_t kk = c.kh * c.kw;
     for (PhaseConvPlan::Phase& ph : plan.phases) {
       const int64_t my = ph.y.taps, mx = ph.x.taps;
       float* k = static_cast<float*>(
-          ph.weights_reorder ? Scratch(kPhaseScratchSlot, ph.weights_user_md.get_size()) : ph.weights);
+          ph.weights_reorder ? Scratch(kPhaseScratchSlot, ph.weights_user_md.get_size()) : ph.weights.data());
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < c.i; ++i) {
         for (int64_t o = 0; o < c.o; ++o) {
@@ -778,13 +768,11 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
       }
       if (ph.weights_reorder) {
         memory user(ph.weights_user_md, ctx.engine(), k);
-        memory prim(ph.weights_md, ctx.engine(), ph.weights);
+        memory prim(ph.weights_md, ctx.engine(), ph.weights.data());
         ph.weights_reorder.execute(stream, user, prim);
         stream.wait();
       }
     }
-    plan.last_weights.assign(reinterpret_cast<const char*>(weights.data()),
-                             reinterpret_cast<const char*>(weights.data()) + w_bytes);
   }
 
   memory src(plan.src_user_md, ctx.engine(), Ptr(dst_grad));
@@ -798,7 +786,7 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
     const PhaseConvPlan::Phase& ph = plan.phases[k];
     memory dst(ph.dst_md, ctx.engine(), Scratch(kPhaseScratchSlot + 2 + k, ph.dst_md.get_size()));
     ph.conv.execute(stream, {{DNNL_ARG_SRC, src},
-                             {DNNL_ARG_WEIGHTS, memory(ph.weights_md, ctx.engine(), ph.weights)},
+                             {DNNL_ARG_WEIGHTS, memory(ph.weights_md, ctx.engine(), ph.weights.data())},
                              {DNNL_ARG_DST, dst}});
     if (ph.dst_reorder) {
       memory nhwc(ph.nhwc_md, ctx.engine(),
@@ -824,8 +812,9 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
     float* t = tiles + static_cast<int64_t>(omp_get_thread_num()) * tile_stride;
     for (int64_t oy = 0; oy < c.hs; ++oy) {
       for (int64_t ox = 0; ox < c.ws; ++ox) {
-        const PhaseConvPlan::Phase& ph = plan.phases[(oy % s) * s + ox % s];
-        const float* from = phase_out[(oy % s) * s + ox % s] + ((n * ph.y.size + oy / s) * ph.x.size + ox / s) * c.i;
+        const int64_t k = (oy % s) * s + ox % s;
+        const PhaseConvPlan::Phase& ph = plan.phases[k];
+        const float* from = phase_out[k] + ((n * ph.y.size + oy / s) * ph.x.size + ox / s) * c.i;
         float* tp = t + (oy * c.ws + ox) * c.i;
         if (b != nullptr) {
 #pragma omp simd
@@ -844,16 +833,21 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
   return out;
 }
 
-// Whether the transposed convolution tries the phase path first (it falls back to the GEMM or
-// oneDNN paths when a phase is not a plain convolution).
-bool UsePhaseBackwardData(const ConvShape& c) {
+// Which kernel runs a transposed convolution (backward data). kPhases falls back to kGemm when
+// a phase is not a plain convolution. kAuto: the phases (else the GEMM) for outputs of at least
+// kMinBlockedChannels channels, oneDNN's deconvolution for fewer.
+enum class BackwardDataPath { kOneDnn, kGemm, kPhases };
+
+BackwardDataPath ChooseBackwardDataPath(const ConvShape& c) {
   switch (conv_layout.load()) {
+    case internal::ConvLayout::kGemm:
+      return BackwardDataPath::kGemm;
     case internal::ConvLayout::kPhases:
-      return true;
+      return BackwardDataPath::kPhases;
     case internal::ConvLayout::kAuto:
-      return c.i >= kMinBlockedChannels;
+      return c.i >= kMinBlockedChannels ? BackwardDataPath::kPhases : BackwardDataPath::kOneDnn;
     default:
-      return false;
+      return BackwardDataPath::kOneDnn;
   }
 }
 
@@ -865,14 +859,15 @@ bool UsePhaseBackwardData(const ConvShape& c) {
 Tensor ConvBackwardDataKernel(const Tensor& dst_grad, const Tensor& weights, const Tensor* bias, const ConvShape& c,
                               ChannelMoments* moments = nullptr) {
   CountProductMacs(c.Macs());
-  if (UsePhaseBackwardData(c)) {
+  const BackwardDataPath path = ChooseBackwardDataPath(c);
+  if (path == BackwardDataPath::kPhases) {
     const bool bf16 = BFloat16OperandsInEffect();
     const std::shared_ptr<PhaseConvPlan> plan = OneDnnContext::Get().GetOrCreate<std::shared_ptr<PhaseConvPlan>>(
         absl::StrCat("otgen.conv_bwd_data_phases|", c.Key(), PrecisionKey(bf16)),
         [&] { return MakePhaseConvPlan(c, bf16); });
     if (plan->usable) return ConvBackwardDataPhases(dst_grad, weights, bias, c, moments, *plan);
   }
-  if (UseGemmBackwardData(c)) return ConvBackwardDataGemm(dst_grad, weights, bias, c, moments);
+  if (path != BackwardDataPath::kOneDnn) return ConvBackwardDataGemm(dst_grad, weights, bias, c, moments);
   const bool blocked = UseBlocked(c.i >= kMinBlockedChannels);
   const bool bf16 = UseBFloat16(blocked);
   const std::string key =

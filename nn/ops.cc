@@ -181,20 +181,22 @@ Var PiecewiseLinear(const char* name, Tensor value, const Var& x, const std::fun
 }  // namespace
 
 namespace {
-// g * (y > 0 ? 1 : slope), the backward of y = Relu(x) (slope 0) or LeakyRelu(x, slope >= 0)
-// read from the output: y > 0 exactly where x > 0, so no mask is computed and kept at the
-// forward. Linear in g (y is a constant), so its gradient is the same op.
-Var ReluFamilyBackward(const Var& g, const Tensor& y, float slope) {
-  return Record("ReluBackward", math::ScaleWhereNotPositive(g.value(), y, slope), {g},
-                [y, slope](const Var& gg, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
-                  return std::vector<Var>{ReluFamilyBackward(gg, y, slope)};
+// g * (v > 0 ? 1 : slope): the backward of Relu (slope 0) and LeakyRelu, with v their output y
+// when slope >= 0 (y > 0 exactly where x > 0, so no mask is computed and kept at the forward)
+// and their input x when slope < 0 (which flips y's sign on x < 0). Linear in g (v is a
+// constant), so its gradient is the same op.
+Var ReluFamilyBackward(const Var& g, const Tensor& v, float slope) {
+  return Record("ReluBackward", math::ScaleWhereNotPositive(g.value(), v, slope), {g},
+                [v, slope](const Var& gg, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
+                  return std::vector<Var>{ReluFamilyBackward(gg, v, slope)};
                 });
 }
 
 Var ReluFamily(const char* name, Tensor y, const Var& x, float slope) {
   if (!AnyRequiresGrad({x})) return Const(std::move(y));
-  return Record(name, y, {x}, [y, slope](const Var& g, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
-    return std::vector<Var>{ReluFamilyBackward(g, y, slope)};
+  const Tensor v = slope >= 0.0f ? y : x.value();
+  return Record(name, y, {x}, [v, slope](const Var& g, const std::vector<Var>&, const Var&, const std::vector<bool>&) {
+    return std::vector<Var>{ReluFamilyBackward(g, v, slope)};
   });
 }
 }  // namespace
@@ -202,10 +204,7 @@ Var ReluFamily(const char* name, Tensor y, const Var& x, float slope) {
 Var Relu(const Var& x) { return ReluFamily("Relu", math::Unary(UnaryKind::kRelu, x.value()), x, 0.0f); }
 
 Var LeakyRelu(const Var& x, float slope) {
-  if (slope >= 0.0f) return ReluFamily("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x, slope);
-  // A negative slope flips the sign of y on x < 0: the mask comes from x.
-  return PiecewiseLinear("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x,
-                         [&] { return math::Unary(UnaryKind::kLeakyStep, x.value(), slope); });
+  return ReluFamily("LeakyRelu", math::Unary(UnaryKind::kLeakyRelu, x.value(), slope), x, slope);
 }
 
 Var Abs(const Var& x) {

@@ -377,8 +377,7 @@ void LogLoop(const float* x, float* y, int64_t n) {
 
 // Kinds that run on oneDNN eltwise primitives (when the tensor is large enough).
 bool HasPrimitive(UnaryKind kind) {
-  return kind != UnaryKind::kStep && kind != UnaryKind::kSign && kind != UnaryKind::kLog &&
-         kind != UnaryKind::kLeakyStep;
+  return kind != UnaryKind::kStep && kind != UnaryKind::kSign && kind != UnaryKind::kLog;
 }
 
 bool Transcendental(UnaryKind kind) {
@@ -421,7 +420,6 @@ EltwiseParams ToEltwise(UnaryKind kind, float alpha, float beta) {
     case UnaryKind::kLog:
     case UnaryKind::kStep:
     case UnaryKind::kSign:
-    case UnaryKind::kLeakyStep:
       break;
   }
   OTGEN_CHECK(false, absl::StrCat("unary kind ", static_cast<int>(kind), " has no oneDNN algorithm"));
@@ -477,10 +475,6 @@ void UnaryLoop(UnaryKind kind, const float* x, float* y, int64_t n, float alpha,
     case UnaryKind::kSign:
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
       for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>((x[i] > 0.0f) - (x[i] < 0.0f));
-      return;
-    case UnaryKind::kLeakyStep:
-#pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? 1.0f : alpha;
       return;
   }
 }

@@ -49,7 +49,6 @@ enum class UnaryKind {
   kNeg,     // -x
   kStep,    // x > 0 ? 1 : 0 (derivative mask of relu)
   kSign,    // -1, 0, 1
-  kLeakyStep,  // x > 0 ? 1 : alpha (derivative mask of leaky relu)
 };
 // f(x) element-wise; `alpha`, `beta` as documented per kind.
 Tensor Unary(UnaryKind kind, const Tensor& x, float alpha = 0.0f, float beta = 0.0f);
@@ -102,8 +101,8 @@ Tensor SumTo(const Tensor& x, const Shape& shape);
 Tensor Equal(const Tensor& a, const Tensor& b);
 // 1 where a >= b, else 0.
 Tensor GreaterEqual(const Tensor& a, const Tensor& b);
-// g where y > 0, slope * g elsewhere (g and y of one shape): the backward of relu (slope 0)
-// and leaky relu (slope > 0) read from their output y, in one pass.
+// g where y > 0, slope * g elsewhere (g and y of one shape), in one pass: the backward of relu
+// (slope 0) and leaky relu read from their output y (or input, for a negative slope).
 Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope);
 
 // Sum of all elements in double precision (for losses and tests).

@@ -413,7 +413,6 @@ TEST_P(TensorMathTest, UnaryMatchesReference) {
       {UnaryKind::kNeg, 0, 0, -3, 3, [](double x) { return -x; }, "neg"},
       {UnaryKind::kStep, 0, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : 0.0; }, "step"},
       {UnaryKind::kSign, 0, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }, "sign"},
-      {UnaryKind::kLeakyStep, 0.2f, 0, -3, 3, [](double x) { return x > 0 ? 1.0 : 0.2; }, "leaky step"},
   };
   for (const UnaryCase& c : cases) {
     // {300, 200}: above kMinParallelElements, the threaded loops and the oneDNN primitives.
