@@ -6,6 +6,8 @@
 
 #include "gtest/gtest.h"
 #include "nn/autograd.h"
+#include "nn/denormals.h"
+#include "nn/onednn_context.h"
 #include "nn/ops.h"
 
 namespace otgen::optim {
@@ -98,6 +100,58 @@ TEST(AdamTest, ValidateRejectsBadOptions) {
   const absl::Status s = AdamOptions{.beta1 = 1.5f}.Validate();
   EXPECT_NE(s.message().find("beta1"), std::string::npos) << s;
   EXPECT_TRUE(AdamOptions{}.Validate().ok());
+}
+
+// A tensor larger than one parallel chunk (2^17 elements, and not a multiple of it) updated by
+// a team of 2 threads matches the formulas element by element, amsgrad included.
+TEST(AdamTest, LargeTensorSplitAcrossThreadsMatchesFormulas) {
+  const int previous_threads = nn::GetNumThreads();
+  nn::SetNumThreads(2);
+  constexpr int64_t kN = (int64_t{1} << 18) + 12345;
+  const AdamOptions options{.lr = 0.01f, .beta1 = 0.7f, .beta2 = 0.9f, .weight_decay = 0.01f, .amsgrad = true};
+  std::vector<float> init(kN), grad(kN);
+  for (int64_t i = 0; i < kN; ++i) {
+    init[i] = std::sin(0.001 * static_cast<double>(i));
+    grad[i] = std::cos(0.37 * static_cast<double>(i)) * static_cast<float>(1 + i % 7);
+  }
+  Var p = Var::Parameter(Tensor::FromVector({kN}, init));
+  Adam adam({p}, options);
+  std::vector<double> q(init.begin(), init.end()), m(kN, 0.0), v(kN, 0.0), vmax(kN, 0.0);
+  for (int k = 1; k <= 3; ++k) {
+    p.set_grad(Tensor::FromVector({kN}, grad));
+    adam.Step();
+    const double bc1 = 1 - std::pow(static_cast<double>(options.beta1), k);
+    const double bc2 = 1 - std::pow(static_cast<double>(options.beta2), k);
+    int64_t mismatches = 0;
+    for (int64_t i = 0; i < kN; ++i) {
+      const double g = grad[i] + options.weight_decay * q[i];
+      m[i] = options.beta1 * m[i] + (1 - options.beta1) * g;
+      v[i] = options.beta2 * v[i] + (1 - options.beta2) * g * g;
+      vmax[i] = std::max(vmax[i], v[i]);
+      q[i] -= options.lr * (m[i] / bc1) / (std::sqrt(vmax[i] / bc2) + options.eps);
+      if (std::abs(p.value().data()[i] - q[i]) > 2e-5 * (1 + std::abs(q[i]))) ++mismatches;
+    }
+    EXPECT_EQ(mismatches, 0) << "step " << k;
+  }
+  nn::SetNumThreads(previous_threads);
+}
+
+// Moments in the denormal range are flushed to zero inside the update (nn/denormals.h); the
+// caller's floating-point mode is left as it was.
+TEST(AdamTest, DenormalMomentsAreFlushedAndTheCallersModeIsRestored) {
+  ASSERT_FALSE(nn::FlushingDenormals());
+  Var p = Var::Parameter(Tensor::FromVector({2}, {1.0f, 1.0f}));
+  Adam adam({p}, {.lr = 0.1f, .beta1 = 0.5f, .beta2 = 0.5f});
+  // g^2 = 1e-40 (denormal) for the first element; a normal gradient for the second.
+  p.set_grad(Tensor::FromVector({2}, {1e-20f, 1.0f}));
+  adam.Step();
+  EXPECT_FALSE(nn::FlushingDenormals());
+  EXPECT_EQ(adam.exp_avg_sq(0).data()[0], 0.0f);  // (1 - 0.5) * 1e-40 flushed
+  EXPECT_FLOAT_EQ(adam.exp_avg_sq(0).data()[1], 0.5f);
+  // m = 5e-21 is normal and kept; with v = 0 the step is lr * mhat / eps = 0.1 * 1e-20 / 1e-8.
+  EXPECT_FLOAT_EQ(adam.exp_avg(0).data()[0], 5e-21f);
+  EXPECT_NEAR(p.value().data()[0], 1.0f - 1e-13f, 1e-7f);
+  EXPECT_NEAR(p.value().data()[1], 1.0f - 0.1f, 1e-6f);
 }
 
 }  // namespace

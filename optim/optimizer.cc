@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "nn/denormals.h"
 
 namespace otgen::optim {
 
@@ -44,6 +45,7 @@ absl::Status Optimizer::ValidateParameters(const std::vector<nn::Var>& parameter
 
 void Optimizer::Step() {
   nn::NoGradGuard no_grad;
+  const nn::ScopedFlushDenormals ftz;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const nn::Tensor& grad = parameters_[i].grad();
     if (!grad.defined()) continue;

@@ -52,7 +52,10 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // Applies one update to every parameter whose gradient is defined.
+  // Applies one update to every parameter whose gradient is defined. The updates run with
+  // denormals flushed to zero (nn/denormals.h): optimizer state such as momentum and Adam's
+  // moments decays into the denormal range for parameters whose gradients vanish, and every
+  // operation on such a value would cost a microcode assist.
   void Step();
   // Drops the accumulated gradients of all parameters (PyTorch's set_to_none).
   void ZeroGrad();
