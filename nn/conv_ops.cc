@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "nn/column_sums.h"
 #include "nn/onednn_context.h"
 #include "nn/precision.h"
 #include "nn/ops.h"
@@ -1264,43 +1265,34 @@ struct NormBackward {
   Tensor dx, dgamma, dbeta;
 };
 
-// Columns of [N, C] processed together: 200 rows x 128 columns = 100 KB, in L2.
-constexpr int64_t kBnColumnBlock = 128;
-
 struct BnView {
   int64_t n, c, s;
   explicit BnView(const Tensor& x) : n(x.dim(0)), c(x.dim(1)), s(x.numel() / (x.dim(0) * x.dim(1))) {}
   int64_t count() const { return n * s; }
 };
 
+using internal::ColumnSum;
+using internal::ColumnSums;
+using internal::kColumnTile;
+
 // Per-channel batch mean and biased variance.
 void BatchStatistics(const float* x, const BnView& v, float* mean, float* variance) {
   const double inv_count = 1.0 / static_cast<double>(v.count());
   if (v.s == 1) {
-    const int64_t blocks = (v.c + kBnColumnBlock - 1) / kBnColumnBlock;
+    const int64_t blocks = (v.c + kColumnTile - 1) / kColumnTile;
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t c0 = blk * kBnColumnBlock, width = std::min(kBnColumnBlock, v.c - c0);
-      double acc[kBnColumnBlock];
-      float mu[kBnColumnBlock];
-      for (int64_t j = 0; j < width; ++j) acc[j] = 0;
-      for (int64_t r = 0; r < v.n; ++r) {
-        const float* row = x + r * v.c + c0;
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) acc[j] += row[j];
-      }
+      const int64_t c0 = blk * kColumnTile, width = std::min(kColumnTile, v.c - c0);
+      // Mean = x[0, j] + mean of the deviations from x[0, j] (a shift by a sample keeps the
+      // float partial sums small), then the squared deviations from the mean.
+      double acc[kColumnTile] = {};
+      float mu[kColumnTile];
+      ColumnSums<ColumnSum::kDeviation>(x + c0, nullptr, v.n, v.c, width, x + c0, acc, nullptr);
       for (int64_t j = 0; j < width; ++j) {
-        mu[j] = static_cast<float>(acc[j] * inv_count);
+        mu[j] = static_cast<float>(x[c0 + j] + acc[j] * inv_count);
         acc[j] = 0;
       }
-      for (int64_t r = 0; r < v.n; ++r) {
-        const float* row = x + r * v.c + c0;
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) {
-          const double d = row[j] - mu[j];
-          acc[j] += d * d;
-        }
-      }
+      ColumnSums<ColumnSum::kSquaredDeviation>(x + c0, nullptr, v.n, v.c, width, mu, acc, nullptr);
       for (int64_t j = 0; j < width; ++j) {
         mean[c0 + j] = mu[j];
         variance[c0 + j] = static_cast<float>(acc[j] * inv_count);
@@ -1425,26 +1417,12 @@ NormBackward BatchNormBackwardKernel(const Tensor& x, const Tensor& dy, const Te
   const float* g = dy.data();
   const float* mu = mean.data();
   if (v.s == 1) {
-    const int64_t blocks = (v.c + kBnColumnBlock - 1) / kBnColumnBlock;
+    const int64_t blocks = (v.c + kColumnTile - 1) / kColumnTile;
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t c0 = blk * kBnColumnBlock, width = std::min(kBnColumnBlock, v.c - c0);
-      double a[kBnColumnBlock], b[kBnColumnBlock];
-      for (int64_t j = 0; j < width; ++j) a[j] = b[j] = 0;
-      for (int64_t r = 0; r < v.n; ++r) {
-        const float* xr = xs + r * v.c + c0;
-        const float* gr = g + r * v.c + c0;
-        const float* m = mu + c0;
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) {
-          a[j] += gr[j];
-          b[j] += static_cast<double>(gr[j]) * (xr[j] - m[j]);
-        }
-      }
-      for (int64_t j = 0; j < width; ++j) {
-        sum_dy[c0 + j] = a[j];
-        sum_dy_xc[c0 + j] = b[j];
-      }
+      const int64_t c0 = blk * kColumnTile, width = std::min(kColumnTile, v.c - c0);
+      ColumnSums<ColumnSum::kGradientMoments>(xs + c0, g + c0, v.n, v.c, width, mu + c0, sum_dy.data() + c0,
+                                              sum_dy_xc.data() + c0);
     }
   } else {
 #pragma omp parallel for schedule(static)

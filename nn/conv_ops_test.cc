@@ -492,8 +492,9 @@ TEST(ConvShapeTest, ValidatesShapes) {
 
 TEST(BatchNormTest, TrainingForwardAndRunningStatisticsMatchHandComputation) {
   Rng rng(21);
-  // [5, 300]: several column blocks of the [N, C] kernel, the last one partial.
-  for (const Shape& shape : {Shape{4, 3}, Shape{2, 3, 4, 5}, Shape{2, 20, 3, 3}, Shape{5, 300}}) {
+  // [5, 300]: several column blocks of the [N, C] kernel, the last one partial; [131, 70]: row
+  // tiles of 64 and an odd remainder row.
+  for (const Shape& shape : {Shape{4, 3}, Shape{2, 3, 4, 5}, Shape{2, 20, 3, 3}, Shape{5, 300}, Shape{131, 70}}) {
     const int64_t c = shape[1];
     const Tensor gamma = Normal({c}, rng), beta = Normal({c}, rng);
     Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
@@ -587,14 +588,18 @@ TEST(BatchNormTest, StatisticsAreAccurateUnderALargeOffset) {
 // column blocks.
 TEST(BatchNormTest, FusedAndComposedBackwardAgreeOnWideMatrices) {
   Rng rng(25);
-  const Var x = Var::Parameter(Tensor::Normal({12, 300}, 0.5f, 2.0f, rng));
-  const Var gamma = Var::Parameter(Normal({300}, rng)), beta = Var::Parameter(Normal({300}, rng));
-  const Var u = Var::Constant(Normal({12, 300}, rng));
-  auto loss = [&] { return SumAll(Mul(BatchNorm(x, gamma, beta, nullptr, nullptr), u)); };
-  const std::vector<Var> fused = Grad({loss()}, {x, gamma, beta});
-  const std::vector<Var> composed = Grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
-  for (int k = 0; k < 3; ++k) {
-    ExpectClose(composed[k].value(), fused[k].value(), 2e-4f, absl::StrCat("BatchNorm grad ", k));
+  for (const Shape& shape : {Shape{12, 300}, Shape{131, 70}}) {
+    const int64_t c = shape[1];
+    const Var x = Var::Parameter(Tensor::Normal(shape, 0.5f, 2.0f, rng));
+    const Var gamma = Var::Parameter(Normal({c}, rng)), beta = Var::Parameter(Normal({c}, rng));
+    const Var u = Var::Constant(Normal(shape, rng));
+    auto loss = [&] { return SumAll(Mul(BatchNorm(x, gamma, beta, nullptr, nullptr), u)); };
+    const std::vector<Var> fused = Grad({loss()}, {x, gamma, beta});
+    const std::vector<Var> composed = Grad({loss()}, {x, gamma, beta}, {}, {.create_graph = true});
+    for (int k = 0; k < 3; ++k) {
+      ExpectClose(composed[k].value(), fused[k].value(), 2e-4f,
+                  absl::StrCat("BatchNorm grad ", k, " of ", ShapeToString(shape)));
+    }
   }
 }
 

@@ -45,13 +45,17 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-// Blocks of at least kMinCachedBytes are recycled instead of going back to glibc. Fresh large
-// blocks come from the operating system (glibc mmaps anything above its threshold, and trims
-// the heap top when it frees) and cost a page fault per 4 KiB page on first touch: ~20% of a
-// DCGAN generator forward pass (three [200, 64, 28, 28] activations of 40 MB each), and ~30%
-// of a W2GAN 2-D iteration, whose [256, 128] activations (128 KiB) sit right at glibc's
-// initial mmap threshold. Freed blocks are kept per exact size and handed out again for an
-// allocation of the same size -- a training loop allocates the same shapes every iteration.
+// Tensor blocks are recycled instead of going back to glibc:
+//   - Fresh large blocks come from the operating system (glibc mmaps anything above its
+//     threshold, and trims the heap top when it frees) and cost a page fault per 4 KiB page on
+//     first touch: ~20% of a DCGAN generator forward pass (three [200, 64, 28, 28] activations
+//     of 40 MB each), and ~30% of a W2GAN 2-D iteration, whose [256, 128] activations
+//     (128 KiB) sit right at glibc's initial mmap threshold.
+//   - Small blocks: 64-byte aligned allocations bypass glibc's per-thread cache and take its
+//     locked memalign path (split, coalesce, consolidate), ~4% of a W2GAN 2-D iteration
+//     (biases, batch-norm statistics, [256, 1] potentials and their gradients).
+// Freed blocks are kept per exact size and handed out again for an allocation of the same size
+// -- a training loop allocates the same shapes every iteration.
 //   - At most kDefaultMaxCachedBytes are kept in all. When a freed block does not fit, the
 //     blocks of the least recently used other sizes are freed to make room, so sizes that
 //     only a finished phase used (data loading, an evaluation model) do not hold the space.
@@ -59,20 +63,19 @@ constexpr size_t kAlignment = 64;
 //     page faults do not matter, and one of them (say the 188 MB float copy of MNIST that a
 //     loader frees) would otherwise take most of the cache.
 // (Not under AddressSanitizer, so that it still sees every use after free.)
-constexpr size_t kMinCachedBytes = size_t{16} << 10;
 constexpr size_t kDefaultMaxCachedBytes = size_t{256} << 20;
 constexpr size_t kDefaultMaxCachedBlockBytes = size_t{64} << 20;
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr bool kCacheLargeBlocks = false;
+constexpr bool kCacheBlocks = false;
 #else
-constexpr bool kCacheLargeBlocks = true;
+constexpr bool kCacheBlocks = true;
 #endif
 
-class LargeBlockCache {
+class TensorBlockCache {
  public:
-  static LargeBlockCache& Get() {
-    static LargeBlockCache* const cache = new LargeBlockCache();
+  static TensorBlockCache& Get() {
+    static TensorBlockCache* const cache = new TensorBlockCache();
     return *cache;
   }
 
@@ -170,13 +173,13 @@ class LargeBlockCache {
 
 std::shared_ptr<float[]> Allocate(int64_t n) {
   const size_t bytes = ((std::max<int64_t>(n, 1) * sizeof(float) + kAlignment - 1) / kAlignment) * kAlignment;
-  const bool cacheable = kCacheLargeBlocks && bytes >= kMinCachedBytes;
-  void* p = cacheable ? LargeBlockCache::Get().Take(bytes) : nullptr;
+  const bool cacheable = kCacheBlocks;
+  void* p = cacheable ? TensorBlockCache::Get().Take(bytes) : nullptr;
   if (p == nullptr) p = std::aligned_alloc(kAlignment, bytes);
   OTGEN_CHECK(p != nullptr, absl::StrCat("out of memory allocating ", bytes, " bytes"));
   if (!cacheable) return std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { std::free(q); });
   return std::shared_ptr<float[]>(static_cast<float*>(p),
-                                  [bytes](float* q) { LargeBlockCache::Get().Give(q, bytes); });
+                                  [bytes](float* q) { TensorBlockCache::Get().Give(q, bytes); });
 }
 
 void CheckShape(const Shape& shape) {
@@ -346,21 +349,21 @@ std::string Tensor::DebugString(int max_elements) const {
 }
 
 size_t ReleaseCachedTensorMemory() {
-  const size_t released = LargeBlockCache::Get().ReleaseAll();
+  const size_t released = TensorBlockCache::Get().ReleaseAll();
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
   return released;
 }
 
-size_t CachedTensorBytes() { return LargeBlockCache::Get().cached_bytes(); }
+size_t CachedTensorBytes() { return TensorBlockCache::Get().cached_bytes(); }
 
 namespace internal {
 void SetTensorCacheLimitsForTesting(size_t max_bytes, size_t max_block_bytes) {
-  LargeBlockCache::Get().SetLimits(max_bytes, max_block_bytes);
+  TensorBlockCache::Get().SetLimits(max_bytes, max_block_bytes);
 }
 void ResetTensorCacheLimitsForTesting() {
-  LargeBlockCache::Get().SetLimits(kDefaultMaxCachedBytes, kDefaultMaxCachedBlockBytes);
+  TensorBlockCache::Get().SetLimits(kDefaultMaxCachedBytes, kDefaultMaxCachedBlockBytes);
 }
 }  // namespace internal
 

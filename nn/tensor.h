@@ -100,13 +100,14 @@ class Tensor {
 // Resolves a possibly negative axis against `rank`; aborts when out of range.
 int NormalizeAxis(int axis, int rank);
 
-// Tensor storage of 16 KiB to 64 MiB is recycled: a freed block is kept (up to 256 MiB in
-// all; the least recently used sizes make room for new ones) and handed to the next
-// allocation of the same size, which saves the page faults of fresh memory in training loops
-// that allocate the same shapes every iteration. ReleaseCachedTensorMemory() frees every
-// kept block and returns free heap memory to the system (malloc_trim); call it between
-// phases with different shapes, e.g. after an evaluation model's one-off pass and before
-// training. Returns the bytes of kept blocks it freed. Thread-safe.
+// Tensor storage of up to 64 MiB is recycled: a freed block is kept (up to 256 MiB in all;
+// the least recently used sizes make room for new ones) and handed to the next allocation of
+// the same size, which saves the page faults of fresh memory (and glibc's slow aligned path
+// for small blocks) in training loops that allocate the same shapes every iteration.
+// ReleaseCachedTensorMemory() frees every kept block and returns free heap memory to the
+// system (malloc_trim); call it between phases with different shapes, e.g. after an
+// evaluation model's one-off pass and before training. Returns the bytes of kept blocks it
+// freed. Thread-safe.
 size_t ReleaseCachedTensorMemory();
 // Bytes currently kept for reuse.
 size_t CachedTensorBytes();

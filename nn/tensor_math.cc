@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "nn/column_sums.h"
 #include "nn/onednn_context.h"
 #include "nn/precision.h"
 #include "nn/work_counter.h"
@@ -643,6 +644,17 @@ Tensor ReduceKeep(ReduceKind kind, const Tensor& x, const ReducePlan& plan) {
   }
   if (plan.count == 1) {
     out.CopyFrom(x);
+    return out;
+  }
+  // Sums over the leading axis of a matrix (bias gradients: [batch, features] -> [features]):
+  // column sums in registers (nn/column_sums.h); oneDNN 2.6 has only its reference kernel here.
+  if ((kind == ReduceKind::kSum || kind == ReduceKind::kMean) && x.rank() == 2 && plan.reduced[0] &&
+      !plan.reduced[1]) {
+    nn::internal::SumRows(x.data(), x.dim(0), x.dim(1), out.data());
+    if (kind == ReduceKind::kMean) {
+      const float count = static_cast<float>(plan.count);
+      for (int64_t i = 0, n = out.numel(); i < n; ++i) out.data()[i] /= count;
+    }
     return out;
   }
   if (UsePrimitive(x.numel(), kMinPrimitiveElements) && ReducePrimitive(kind, x, plan, out)) return out;

@@ -92,6 +92,11 @@ TEST(TensorTest, ReleaseCachedTensorMemoryFreesKeptBlocks) {
     EXPECT_EQ(b.data()[n - 1], 0.0f);
   }
   EXPECT_EQ(ReleaseCachedTensorMemory(), bytes);
+  // Small blocks too (rounded up to the 64-byte alignment).
+  { Tensor small = Tensor::Full({5}, 1.0f); }
+  EXPECT_EQ(CachedTensorBytes(), 64u);
+  { Tensor small = Tensor::Zeros({5}); }
+  EXPECT_EQ(ReleaseCachedTensorMemory(), 64u);
 #endif
   EXPECT_EQ(CachedTensorBytes(), 0u);
   // Storage allocated after a release is fresh and usable.
