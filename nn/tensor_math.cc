@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "Eigen/Core"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nn/column_sums.h"
@@ -45,6 +46,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int64_t kMinPrimitiveElements = 512;        // arithmetic, comparisons, reductions
 constexpr int64_t kMinPrimitiveTranscendental = 64;   // exp, log, tanh, pow, softmax
 constexpr int64_t kMinPrimitiveMatMulMacs = 8192;     // batch * M * N * K
+constexpr int64_t kMinPrimitiveReductionCount = 32;   // elements reduced into each output
+constexpr int64_t kMaxThinDimension = 4;              // products with min(M, N, K) <= this skip oneDNN
 
 bool UsePrimitive(int64_t size, int64_t threshold) {
   switch (internal::GetKernelPath()) {
@@ -657,7 +660,12 @@ Tensor ReduceKeep(ReduceKind kind, const Tensor& x, const ReducePlan& plan) {
     }
     return out;
   }
-  if (UsePrimitive(x.numel(), kMinPrimitiveElements) && ReducePrimitive(kind, x, plan, out)) return out;
+  // oneDNN's jit reduction over a short axis is slow (35 us for the row sums of [256, 2]); the
+  // loop below takes ~1 us there.
+  const bool short_reduction = plan.count < kMinPrimitiveReductionCount;
+  if (UsePrimitive(short_reduction ? 0 : x.numel(), kMinPrimitiveElements) && ReducePrimitive(kind, x, plan, out)) {
+    return out;
+  }
   out.Fill(ReduceIdentity(kind));
   ReduceLoop(kind, x, plan, out);
   return out;
@@ -1050,22 +1058,27 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     return;
   }
 
-  if (!UsePrimitive(batch * m * n * k, kMinPrimitiveMatMulMacs)) {
-    fill_initial();
+  // Small products, and thin ones (a dimension of at most kMaxThinDimension: the 2-d input and
+  // 1-d output layers of the 2-D networks, their gradients), run as Eigen float32 products:
+  // oneDNN 2.6's kernels take 10-15 us on a [512, 2] x [2, 128] or [128, 512] x [512, 2]
+  // product (plus the bf16 operand copies), Eigen 1-3 us.
+  const bool thin = std::min({m, n, k}) <= kMaxThinDimension;
+  if (!UsePrimitive(thin ? 0 : batch * m * n * k, kMinPrimitiveMatMulMacs)) {
+    using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     for (int64_t t = 0; t < batch; ++t) {
-      const float* pa = a.data() + t * m * k;
-      const float* pb = b.data() + t * k * n;
-      float* pc = out.data() + t * m * n;
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t l = 0; l < k; ++l) {
-          const float ail = transpose_a ? pa[l * m + i] : pa[i * k + l];
-          if (transpose_b) {
-            for (int64_t j = 0; j < n; ++j) pc[i * n + j] += ail * pb[j * k + l];
-          } else {
-            for (int64_t j = 0; j < n; ++j) pc[i * n + j] += ail * pb[l * n + j];
-          }
-        }
+      const Eigen::Map<const RowMajor> sa(a.data() + t * m * k, transpose_a ? k : m, transpose_a ? m : k);
+      const Eigen::Map<const RowMajor> sb(b.data() + t * k * n, transpose_b ? n : k, transpose_b ? k : n);
+      Eigen::Map<RowMajor> c(out.data() + t * m * n, m, n);
+      if (transpose_a && transpose_b) {
+        c.noalias() = sa.transpose() * sb.transpose();
+      } else if (transpose_a) {
+        c.noalias() = sa.transpose() * sb;
+      } else if (transpose_b) {
+        c.noalias() = sa * sb.transpose();
+      } else {
+        c.noalias() = sa * sb;
       }
+      if (bias != nullptr) c.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->data(), n);
     }
     return;
   }
