@@ -16,8 +16,9 @@
 // bf16 dot products at about twice the float32 rate (this machine: 128 x 128 x 256 matmul
 // 190 -> 340 GFLOP/s per core). Where oneDNN has no native bf16 kernel for a product (other
 // CPUs, or layouts it does not cover) that product stays float32, as do products too small
-// for a oneDNN primitive and convolutions in plain layouts (fewer than 16 channels where the
-// blocked kernels do not pay).
+// for a oneDNN primitive, thin products (a dimension of at most 4, such as the 2-d input and
+// 1-d output layers of the 2-D networks: Eigen float32 is faster there) and convolutions in
+// plain layouts (fewer than 16 channels where the blocked kernels do not pay).
 //
 // The mode is per thread: a ComputePrecisionGuard overrides it for its scope on the calling
 // thread; otherwise the process-wide default (SetDefaultComputePrecision; the apps'
