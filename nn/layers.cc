@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -54,6 +55,10 @@ std::string Linear::Describe() const {
 }
 
 Var Linear::ForwardImpl(const Var& x) { return nn::Linear(x, weight_, bias_); }
+
+Var Linear::ForwardWithRelu(const Var& x, float negative_slope) {
+  return nn::LinearRelu(x, weight_, bias_, negative_slope);
+}
 
 // ---- Conv2d ---------------------------------------------------------------------------------
 
@@ -382,9 +387,24 @@ Var Sequential::ForwardImpl(const Var& x) {
   // Fusions with the same results as the layers one by one (same graph with gradients):
   // ConvTranspose2d then a training-mode BatchNorm gets the batch statistics from the
   // convolution's output pass; BatchNorm then ReLU is one pass over the activations when no
-  // gradient is recorded.
+  // gradient is recorded; Linear (with bias) then ReLU or LeakyReLU (slope >= 0) is one op,
+  // the activation applied by the product (nn::LinearRelu).
   auto next = [this](int i) -> Module* { return i + 1 < size() ? &at(i + 1) : nullptr; };
+  // The negative slope of a ReLU-family module LinearRelu can take, if `m` is one.
+  auto relu_slope = [](const Module* m) -> std::optional<float> {
+    if (dynamic_cast<const ReLU*>(m) != nullptr) return 0.0f;
+    const auto* leaky = dynamic_cast<const LeakyReLU*>(m);
+    if (leaky != nullptr && leaky->negative_slope() >= 0.0f) return leaky->negative_slope();
+    return std::nullopt;
+  };
   for (int i = 0; i < size(); ++i) {
+    if (auto* linear = dynamic_cast<Linear*>(&at(i)); linear != nullptr && linear->bias().defined()) {
+      if (const std::optional<float> slope = relu_slope(next(i)); slope.has_value()) {
+        h = linear->ForwardWithRelu(h, *slope);
+        ++i;
+        continue;
+      }
+    }
     ChannelMoments moments;
     const ChannelMoments* norm_moments = nullptr;
     auto* deconv = dynamic_cast<ConvTranspose2d*>(&at(i));

@@ -75,6 +75,11 @@ class Linear : public Module {
   const Var& weight() const { return weight_; }
   const Var& bias() const { return bias_; }  // undefined without bias
 
+  // Forward(x) without the shape check, followed by LeakyReLU(negative_slope) (ReLU for 0) in
+  // one op (nn::LinearRelu): a Sequential runs Linear-ReLU pairs so. Needs the bias and
+  // negative_slope >= 0.
+  Var ForwardWithRelu(const Var& x, float negative_slope);
+
  protected:
   Var ForwardImpl(const Var& x) override;
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nn/autograd.h"
@@ -434,6 +435,41 @@ TEST(BatchNormTest, SequentialFusesBatchNormAndReluWithoutChangingResults) {
     const std::vector<Var> g_seq = Grad({SumAll(y)}, {bn->weight(), bn->bias()});
     const std::vector<Var> g_one = Grad({SumAll(h)}, {bn->weight(), bn->bias()});
     for (int k = 0; k < 2; ++k) EXPECT_EQ(math::MaxAbsDiff(g_seq[k].value(), g_one[k].value()), 0.0f);
+  }
+}
+
+// Sequential runs Linear + ReLU / LeakyReLU (slope >= 0) as one LinearRelu op: same values and
+// gradients as the layers one at a time. A negative slope, or a Linear without bias, is not fused.
+TEST(SequentialTest, FusesLinearAndReluWithoutChangingResults) {
+  struct Case {
+    float slope;  // < 0: LeakyReLU with that slope; 0: ReLU
+    bool bias;
+    bool fused;
+  };
+  for (const Case& c : {Case{0.0f, true, true}, Case{0.2f, true, true}, Case{-0.3f, true, false},
+                        Case{0.0f, false, false}}) {
+    SCOPED_TRACE(absl::StrCat("slope ", c.slope, " bias ", c.bias));
+    Rng rng(15);
+    L::Sequential net;
+    auto* linear = net.Emplace<L::Linear>(3, 4, rng, c.bias);
+    if (c.slope == 0.0f) {
+      net.Emplace<L::ReLU>();
+    } else {
+      net.Emplace<L::LeakyReLU>(c.slope);
+    }
+    net.Emplace<L::Linear>(4, 2, rng);
+    const Tensor x = Tensor::Normal({7, 3}, 0.0f, 1.0f, rng);
+    const Var y = net.Forward(Var::Constant(x)).value();
+    Var h = Var::Constant(x);
+    for (int i = 0; i < net.size(); ++i) h = net.at(i).Forward(h).value();
+    EXPECT_LE(math::MaxAbsDiff(y.value(), h.value()), 1e-6f);
+    // The second Linear's input is the fused op's output.
+    const Node* last = y.grad_fn();
+    ASSERT_NE(last, nullptr);
+    EXPECT_EQ(std::string(last->inputs()[0].grad_fn()->name()) == "LinearRelu", c.fused);
+    const std::vector<Var> g_seq = Grad({SumAll(y)}, {linear->weight()});
+    const std::vector<Var> g_one = Grad({SumAll(h)}, {linear->weight()});
+    EXPECT_LE(math::MaxAbsDiff(g_seq[0].value(), g_one[0].value()), 1e-6f);
   }
 }
 

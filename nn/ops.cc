@@ -390,6 +390,28 @@ Var Linear(const Var& x, const Var& w, const Var& b) {
                 });
 }
 
+Var LinearRelu(const Var& x, const Var& w, const Var& b, float negative_slope) {
+  OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1) && b.defined() && b.rank() == 1 &&
+                  b.dim(0) == w.dim(0),
+              absl::StrCat("LinearRelu: input ", ShapeToString(x.shape()), ", weight ", ShapeToString(w.shape()),
+                           " and bias ", b.defined() ? ShapeToString(b.shape()) : "none",
+                           " (expected [batch, in], [out, in] and [out])"));
+  Tensor y = math::LinearRelu(x.value(), w.value(), b.value(), negative_slope);
+  if (!AnyRequiresGrad({x, w, b})) return Const(std::move(y));
+  // The (leaky) ReLU's gradient mask from its output (the sign of y is the sign of the
+  // pre-activation for a slope >= 0), then Linear's gradients, all recorded ops (twice
+  // differentiable, as the two layers one by one).
+  const Tensor v = y;
+  return Record("LinearRelu", std::move(y), {x, w, b},
+                [v, negative_slope](const Var& g, const std::vector<Var>& in, const Var&,
+                                    const std::vector<bool>& needs) {
+                  const Var gp = ReluFamilyBackward(g, v, negative_slope);
+                  return std::vector<Var>{needs[0] ? MatMul(gp, in[1]) : Var(),
+                                          needs[1] ? MatMul(gp, in[0], true, false) : Var(),
+                                          needs[2] ? Sum(gp, {0}) : Var()};
+                });
+}
+
 // ---- Layout ------------------------------------------------------------------------------------
 
 Var Reshape(const Var& x, const Shape& shape) {

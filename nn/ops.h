@@ -85,6 +85,10 @@ Var LogSoftmax(const Var& x, int axis);
 Var MatMul(const Var& a, const Var& b, bool transpose_a = false, bool transpose_b = false);
 // x @ w^T + b with x [batch, in], w [out, in] (PyTorch's layout), b [out] or undefined.
 Var Linear(const Var& x, const Var& w, const Var& b);
+// Linear(x, w, b) then LeakyRelu(., negative_slope) (Relu for 0) as one op: the activation is
+// applied in the product's output stage (no pass, tensor or node of its own). Same values and
+// gradients, first and second order, as the two ops one by one. b defined, negative_slope >= 0.
+Var LinearRelu(const Var& x, const Var& w, const Var& b, float negative_slope = 0.0f);
 
 // ---- Layout ------------------------------------------------------------------------------
 Var Reshape(const Var& x, const Shape& shape);

@@ -178,6 +178,44 @@ TEST(OpsTest, LinearBothOrdersAndValue) {
   EXPECT_NEAR(y.at({1, 2}), expected, 1e-5);
 }
 
+// LinearRelu against finite differences (both orders, ReLU and a leaky slope) and against the
+// two ops one by one, values and gradients, including a gradient penalty (double backward).
+TEST(OpsTest, LinearReluBothOrdersAndSameAsTheTwoOps) {
+  // Small inputs and biases away from 0 keep every pre-activation at least ~0.1 from the kink,
+  // farther than the finite-difference steps; both signs occur.
+  Tensor x = Randn({6, 3}, 23, 0.02f), w = Randn({5, 3}, 24), b = RandAway({5}, 25, false);
+  for (float slope : {0.0f, 0.2f}) {
+    SCOPED_TRACE(slope);
+    ExpectBothOrders([slope](const std::vector<Var>& v) { return LinearRelu(v[0], v[1], v[2], slope); }, {x, w, b});
+    const Var xv = Var::Parameter(x), wv = Var::Parameter(w), bv = Var::Parameter(b);
+    const Var fused = LinearRelu(xv, wv, bv, slope);
+    EXPECT_STREQ(fused.grad_fn()->name(), "LinearRelu");
+    const Var apart = slope == 0.0f ? Relu(Linear(xv, wv, bv)) : LeakyRelu(Linear(xv, wv, bv), slope);
+    EXPECT_LE(math::MaxAbsDiff(fused.value(), apart.value()), 1e-6f);
+    const Tensor u = Randn({6, 5}, 26);
+    const std::vector<Var> g_fused = Grad({SumAll(Mul(fused, Var::Constant(u)))}, {xv, wv, bv});
+    const std::vector<Var> g_apart = Grad({SumAll(Mul(apart, Var::Constant(u)))}, {xv, wv, bv});
+    for (int k = 0; k < 3; ++k) EXPECT_LE(math::MaxAbsDiff(g_fused[k].value(), g_apart[k].value()), 1e-5f) << k;
+    // mean(||grad_x D||^2) with D = Linear(LinearRelu(x)), differentiated w.r.t. the weights.
+    auto penalty = [&](bool fuse) {
+      const Var xi = Var(x, true);
+      const Var h = fuse ? LinearRelu(xi, wv, bv, slope) : LeakyRelu(Linear(xi, wv, bv), slope);
+      const Var d = Linear(h, Var::Constant(Randn({1, 5}, 27)), Var());
+      const Var gx = Grad({SumAll(d)}, {xi}, {}, {.create_graph = true})[0];
+      return Grad({MeanAll(Square(RowNorm(gx)))}, {wv})[0].value();
+    };
+    EXPECT_LE(math::MaxAbsDiff(penalty(true), penalty(false)), 1e-5f);
+  }
+  // The gradient penalty through LinearRelu against finite differences (w.r.t. w and b).
+  auto gp = [](const std::vector<Var>& p) {
+    Var xi = Var(p[0].value(), true);
+    Var d = Linear(LinearRelu(xi, p[1], p[2], 0.2f), p[3], Var());
+    Var gx = Grad({SumAll(d)}, {xi}, {}, {.create_graph = true})[0];
+    return MeanAll(Square(AddScalar(RowNorm(gx), -1.0f)));
+  };
+  ExpectBothOrders(gp, {x, w, b, Randn({1, 5}, 28)}, /*second_order=*/false, {.skip_inputs = {0}});
+}
+
 TEST(OpsTest, LayoutOpsBothOrders) {
   Tensor x = Randn({2, 3, 4}, 15);
   ExpectBothOrders([](const std::vector<Var>& v) { return Reshape(v[0], {6, 4}); }, {x});

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -1035,10 +1036,11 @@ uint16_t* BFloat16Scratch(int slot, int64_t n) {
   return b.data();
 }
 
-// out = op(a) @ op(b) (+ bias [n] on every row, 2-D only); out has MatMulShape and does not
-// overlap a or b.
+// out = op(a) @ op(b) (+ bias [n] on every row, 2-D only), then, with `relu_slope`, the
+// (leaky) ReLU y = max(y, 0) + slope min(y, 0) in the product's output stage; out has
+// MatMulShape and does not overlap a or b.
 void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out,
-                  const Tensor* bias = nullptr) {
+                  const Tensor* bias = nullptr, std::optional<float> relu_slope = std::nullopt) {
   const bool batched = a.rank() == 3;
   const int64_t batch = batched ? a.dim(0) : 1;
   const int64_t m = out.dim(-2), n = out.dim(-1);
@@ -1055,6 +1057,10 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   };
   if (k == 0) {
     fill_initial();
+    if (relu_slope.has_value()) {
+      float* po = out.data();
+      for (int64_t i = 0, size = out.numel(); i < size; ++i) po[i] = po[i] > 0.0f ? po[i] : *relu_slope * po[i];
+    }
     return;
   }
 
@@ -1079,6 +1085,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
         c.noalias() = sa * sb;
       }
       if (bias != nullptr) c.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->data(), n);
+      if (relu_slope.has_value()) c = c.cwiseMax(0.0f) + *relu_slope * c.cwiseMin(0.0f);
     }
     return;
   }
@@ -1098,7 +1105,8 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     c_strides.insert(c_strides.begin(), m * n);
   }
   std::string key = NewKey("matmul");
-  absl::StrAppend(&key, transpose_a ? "T" : "N", transpose_b ? "T" : "N", bias != nullptr ? "bias" : "");
+  absl::StrAppend(&key, transpose_a ? "T" : "N", transpose_b ? "T" : "N", bias != nullptr ? "bias" : "",
+                  relu_slope.has_value() ? absl::StrCat("relu", FloatBits(*relu_slope)) : "");
   AppendDims(&key, a_dims);
   AppendDims(&key, c_dims);
   const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
@@ -1108,6 +1116,12 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   auto matmul_desc = [&](const memory::desc& a_desc, const memory::desc& b_desc) {
     return bias != nullptr ? dnnl::matmul::desc(a_desc, b_desc, bias_md, c_md) : dnnl::matmul::desc(a_desc, b_desc, c_md);
   };
+  dnnl::primitive_attr attr;
+  if (relu_slope.has_value()) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, algorithm::eltwise_relu, *relu_slope, 0.0f);
+    attr.set_post_ops(ops);
+  }
   auto arguments = [&](memory a_mem, memory b_mem) {
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, std::move(a_mem)}, {DNNL_ARG_WEIGHTS, std::move(b_mem)}, {DNNL_ARG_DST, Wrap(c_md, out.data())}};
@@ -1122,7 +1136,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     const memory::desc a16_md(a_dims, memory::data_type::bf16, a_strides);
     const memory::desc b16_md(b_dims, memory::data_type::bf16, b_strides);
     const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(absl::StrCat(key, "bf16"), [&] {
-      const dnnl::matmul::primitive_desc pd(matmul_desc(a16_md, b16_md), ctx.engine());
+      const dnnl::matmul::primitive_desc pd(matmul_desc(a16_md, b16_md), attr, ctx.engine());
       return nn::internal::IsNativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
     });
     if (primitive) {
@@ -1137,7 +1151,7 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
   const memory::desc a_md(a_dims, memory::data_type::f32, a_strides);
   const memory::desc b_md(b_dims, memory::data_type::f32, b_strides);
   const dnnl::matmul primitive = ctx.GetOrCreate<dnnl::matmul>(key, [&] {
-    return dnnl::matmul(dnnl::matmul::primitive_desc(matmul_desc(a_md, b_md), ctx.engine()));
+    return dnnl::matmul(dnnl::matmul::primitive_desc(matmul_desc(a_md, b_md), attr, ctx.engine()));
   });
   Execute(primitive, arguments(Wrap(a_md, a.data()), Wrap(b_md, b.data())));
 }
@@ -1161,6 +1175,17 @@ Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                            " (expected [M, K], [N, K] and [N])"));
   Tensor out = Tensor::Empty({x.dim(0), w.dim(0)});
   MatMulKernel(x, w, false, true, out, &b);
+  return out;
+}
+
+Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope) {
+  OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1) && b.rank() == 1 && b.dim(0) == w.dim(0),
+              absl::StrCat("LinearRelu: input ", S(x.shape()), ", weight ", S(w.shape()), " and bias ", S(b.shape()),
+                           " (expected [M, K], [N, K] and [N])"));
+  OTGEN_CHECK(negative_slope >= 0.0f && std::isfinite(negative_slope),
+              absl::StrCat("LinearRelu: negative_slope ", negative_slope, " (expected finite and >= 0)"));
+  Tensor out = Tensor::Empty({x.dim(0), w.dim(0)});
+  MatMulKernel(x, w, false, true, out, &b, negative_slope);
   return out;
 }
 

@@ -75,6 +75,9 @@ Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool t
 // x @ w^T + b for x [M, K], w [N, K], b [N]: a linear layer, the bias added by the matmul's
 // output stage instead of a separate pass over the [M, N] result.
 Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// Linear then the (leaky) ReLU max(y, 0) + negative_slope min(y, 0) (negative_slope >= 0; 0 is
+// ReLU), applied in the product's output stage instead of a pass of its own.
+Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope);
 // MatMul into `out`, which must already have the product's shape and not overlap a or b.
 // For large products computed repeatedly (e.g. [200, 784] x [60000, 784]^T, a 48 MB
 // result): reusing the buffer saves the page faults of a fresh allocation per call.
