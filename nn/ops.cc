@@ -374,6 +374,38 @@ Var MatMul(const Var& a, const Var& b, bool ta, bool tb) {
                 });
 }
 
+namespace {
+// The bf16 copies a linear layer's forward product made of its input x and weight w (mixed
+// precision only; nn/precision.h), kept for the backward products: x for dL/dw = g^T x when w
+// needs a gradient, w for dL/dx = g w when x does. Undefined in float32 mode and for products
+// that stay float32 (the backward products have the forward's dimensions, so the same holds
+// for them).
+struct LinearOperands16 {
+  math::BFloat16Copy x16, w16;
+
+  math::BFloat16Operands KeepFor(const Var& x, const Var& w) {
+    return {.keep_a = w.requires_grad() ? &x16 : nullptr, .keep_b = x.requires_grad() ? &w16 : nullptr};
+  }
+  bool UsedBFloat16() const { return x16.defined() || w16.defined(); }
+};
+
+// First-order gradients of y = x w^T + b (without recording) from gp = dL/dy: dL/dx = gp w,
+// dL/dw = gp^T x, dL/db = column sums of gp. The products use the forward's bf16 copies of x
+// and w, and one bf16 copy of gp (`gp16`, or made by the first product) -- the values the
+// recorded path would round to, each converted once.
+std::vector<Var> LinearGradients(const Tensor& gp, math::BFloat16Copy gp16, const std::vector<Var>& in,
+                                 const LinearOperands16& ops16, const std::vector<bool>& needs) {
+  std::vector<Var> grads(3);
+  if (needs[0]) {
+    grads[0] = Const(math::MatMul(gp, in[1].value(), false, false,
+                                  {.a = &gp16, .b = &ops16.w16, .keep_a = gp16.defined() ? nullptr : &gp16}));
+  }
+  if (needs[1]) grads[1] = Const(math::MatMul(gp, in[0].value(), true, false, {.a = &gp16, .b = &ops16.x16}));
+  if (needs[2]) grads[2] = Const(math::Reduce(ReduceKind::kSum, gp, {0}, false));
+  return grads;
+}
+}  // namespace
+
 Var Linear(const Var& x, const Var& w, const Var& b) {
   OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1),
               absl::StrCat("Linear: input ", ShapeToString(x.shape()), " and weight ", ShapeToString(w.shape()),
@@ -382,8 +414,12 @@ Var Linear(const Var& x, const Var& w, const Var& b) {
   OTGEN_CHECK(b.rank() == 1 && b.dim(0) == w.dim(0),
               absl::StrCat("Linear: bias ", ShapeToString(b.shape()), " for weight ", ShapeToString(w.shape())));
   // One node: the bias is added by the matmul (no [batch, out] pass of its own).
-  return Record("Linear", math::Linear(x.value(), w.value(), b.value()), {x, w, b},
-                [](const Var& g, const std::vector<Var>& in, const Var&, const std::vector<bool>& needs) {
+  if (!AnyRequiresGrad({x, w, b})) return Const(math::Linear(x.value(), w.value(), b.value()));
+  LinearOperands16 ops16;
+  Tensor y = math::Linear(x.value(), w.value(), b.value(), ops16.KeepFor(x, w));
+  return Record("Linear", std::move(y), {x, w, b},
+                [ops16](const Var& g, const std::vector<Var>& in, const Var&, const std::vector<bool>& needs) {
+                  if (!GradModeEnabled()) return LinearGradients(g.value(), math::BFloat16Copy(), in, ops16, needs);
                   return std::vector<Var>{needs[0] ? MatMul(g, in[1]) : Var(),
                                           needs[1] ? MatMul(g, in[0], true, false) : Var(),
                                           needs[2] ? Sum(g, {0}) : Var()};
@@ -396,15 +432,23 @@ Var LinearRelu(const Var& x, const Var& w, const Var& b, float negative_slope) {
               absl::StrCat("LinearRelu: input ", ShapeToString(x.shape()), ", weight ", ShapeToString(w.shape()),
                            " and bias ", b.defined() ? ShapeToString(b.shape()) : "none",
                            " (expected [batch, in], [out, in] and [out])"));
-  Tensor y = math::LinearRelu(x.value(), w.value(), b.value(), negative_slope);
-  if (!AnyRequiresGrad({x, w, b})) return Const(std::move(y));
+  if (!AnyRequiresGrad({x, w, b})) return Const(math::LinearRelu(x.value(), w.value(), b.value(), negative_slope));
+  LinearOperands16 ops16;
+  Tensor y = math::LinearRelu(x.value(), w.value(), b.value(), negative_slope, ops16.KeepFor(x, w));
   // The (leaky) ReLU's gradient mask from its output (the sign of y is the sign of the
-  // pre-activation for a slope >= 0), then Linear's gradients, all recorded ops (twice
-  // differentiable, as the two layers one by one).
+  // pre-activation for a slope >= 0), then Linear's gradients: recorded ops (twice
+  // differentiable, as the two layers one by one), or, for a first-order backward, one pass
+  // for the mask and the bf16 copy of the masked gradient, then the two products.
   const Tensor v = y;
   return Record("LinearRelu", std::move(y), {x, w, b},
-                [v, negative_slope](const Var& g, const std::vector<Var>& in, const Var&,
-                                    const std::vector<bool>& needs) {
+                [v, negative_slope, ops16](const Var& g, const std::vector<Var>& in, const Var&,
+                                           const std::vector<bool>& needs) {
+                  if (!GradModeEnabled()) {
+                    math::BFloat16Copy gp16;
+                    const bool copy = ops16.UsedBFloat16() && (needs[0] || needs[1]);
+                    const Tensor gp = math::ScaleWhereNotPositive(g.value(), v, negative_slope, copy ? &gp16 : nullptr);
+                    return LinearGradients(gp, gp16, in, ops16, needs);
+                  }
                   const Var gp = ReluFamilyBackward(g, v, negative_slope);
                   return std::vector<Var>{needs[0] ? MatMul(gp, in[1]) : Var(),
                                           needs[1] ? MatMul(gp, in[0], true, false) : Var(),

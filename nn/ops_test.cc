@@ -4,8 +4,10 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nn/gradcheck.h"
+#include "nn/precision.h"
 #include "nn/tensor_math.h"
 
 namespace otgen::nn {
@@ -214,6 +216,37 @@ TEST(OpsTest, LinearReluBothOrdersAndSameAsTheTwoOps) {
     return MeanAll(Square(AddScalar(RowNorm(gx), -1.0f)));
   };
   ExpectBothOrders(gp, {x, w, b, Randn({1, 5}, 28)}, /*second_order=*/false, {.skip_inputs = {0}});
+}
+
+// Linear and LinearRelu compute first-order gradients without recording (reusing the forward's
+// bf16 operand copies in mixed precision); they equal the recorded path's (create_graph) in
+// float32 and in bf16 mode, where both round the same operands.
+TEST(OpsTest, LinearFirstOrderGradientsEqualTheRecordedOnes) {
+  const Tensor x = Randn({64, 48}, 29), w = Randn({40, 48}, 30, 0.2f), b = Randn({40}, 31), u = Randn({64, 40}, 32);
+  for (ComputePrecision precision : {ComputePrecision::kFloat32, ComputePrecision::kBFloat16}) {
+    const ComputePrecisionGuard guard(precision);
+    for (int op = 0; op < 3; ++op) {  // Linear, LinearRelu, LinearRelu with slope 0.2
+      SCOPED_TRACE(absl::StrCat(ComputePrecisionName(precision), " op ", op));
+      const Var xv = Var::Parameter(x), wv = Var::Parameter(w), bv = Var::Parameter(b);
+      auto loss = [&] {
+        const Var y = op == 0 ? Linear(xv, wv, bv) : LinearRelu(xv, wv, bv, op == 1 ? 0.0f : 0.2f);
+        return SumAll(Mul(y, Var::Constant(u)));
+      };
+      const std::vector<Var> fast = Grad({loss()}, {xv, wv, bv});
+      const std::vector<Var> recorded = Grad({loss()}, {xv, wv, bv}, {}, {.create_graph = true});
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_TRUE(recorded[k].requires_grad() || k == 2);
+        EXPECT_EQ(math::MaxAbsDiff(fast[k].value(), recorded[k].value()), 0.0f) << "input " << k;
+      }
+      // Only the weight needs a gradient: the input's copy is kept, the weight's is not needed.
+      const Var xc = Var::Constant(x);
+      const Var y = op == 0 ? Linear(xc, wv, bv) : LinearRelu(xc, wv, bv, 0.0f);
+      const std::vector<Var> gw = Grad({SumAll(Mul(y, Var::Constant(u)))}, {wv});
+      const Var yr = op == 0 ? Linear(xc, wv, bv) : LinearRelu(xc, wv, bv, 0.0f);
+      const std::vector<Var> gw_rec = Grad({SumAll(Mul(yr, Var::Constant(u)))}, {wv}, {}, {.create_graph = true});
+      EXPECT_EQ(math::MaxAbsDiff(gw[0].value(), gw_rec[0].value()), 0.0f);
+    }
+  }
 }
 
 TEST(OpsTest, LayoutOpsBothOrders) {

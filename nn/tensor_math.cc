@@ -1036,11 +1036,154 @@ uint16_t* BFloat16Scratch(int slot, int64_t n) {
   return b.data();
 }
 
+// Thin products: op(A) [m, k] op(B) [k, n] with min(m, n, k) <= kMaxThinDimension, one pass
+// over the large operand(s), vectorized along a contiguous axis, the bias and (leaky) ReLU
+// applied as the result is stored. oneDNN 2.6 spends 10-15 us on a [512, 2] x [2, 128] or a
+// [128, 512] x [512, 2] product (plus the bf16 copies of its operands), a general GEMM packs
+// operands for a depth of 2 and zero-fills the output first; these loops take 1-4 us.
+struct ThinOperands {
+  const float* a;  // [m, k], or [k, m] when ta
+  const float* b;  // [k, n], or [n, k] when tb
+  int64_t m, n, k;
+  bool ta, tb;
+  float A(int64_t i, int64_t l) const { return ta ? a[l * m + i] : a[i * k + l]; }
+  float B(int64_t l, int64_t j) const { return tb ? b[j * k + l] : b[l * n + j]; }
+};
+
+// Stores out[j] = act(v[j] + bias[j]) for j < n.
+// (Two loops: a bias test inside the loop becomes a masked load from the null pointer, which
+// costs a fault-suppression assist per vector.)
+inline void StoreRow(const float* v, int64_t n, const float* bias, std::optional<float> relu, float* out) {
+  const float slope = relu.value_or(1.0f);
+  if (bias != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const float t = v[j] + bias[j];
+      out[j] = t > 0.0f ? t : slope * t;
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) out[j] = v[j] > 0.0f ? v[j] : slope * v[j];
+}
+
+// Per-thread scratch for transposed copies of a thin operand.
+float* ThinScratch(int slot, int64_t size) {
+  thread_local std::array<std::vector<float>, 2> buffers;
+  std::vector<float>& v = buffers[slot];
+  if (static_cast<int64_t>(v.size()) < size) v.resize(size);
+  return v.data();
+}
+
+// k <= kMaxThinDimension: C[i, :] = sum_l A(i, l) Bk[l, :] with Bk the [k, n] rows of op(B).
+template <int K>
+void ThinDepthProduct(const ThinOperands& p, const float* bk, const float* bias, std::optional<float> relu,
+                      float* c) {
+  float* row = ThinScratch(1, p.n);
+  for (int64_t i = 0; i < p.m; ++i) {
+    float ai[K];
+    for (int l = 0; l < K; ++l) ai[l] = p.A(i, l);
+#pragma omp simd
+    for (int64_t j = 0; j < p.n; ++j) {
+      float v = 0.0f;
+      for (int l = 0; l < K; ++l) v += ai[l] * bk[l * p.n + j];
+      row[j] = v;
+    }
+    StoreRow(row, p.n, bias, relu, c + i * p.n);
+  }
+}
+
+void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> relu, float* c) {
+  const int64_t m = p.m, n = p.n, k = p.k;
+  if (k <= kMaxThinDimension) {
+    const float* bk = p.b;
+    if (p.tb) {
+      float* t = ThinScratch(0, k * n);
+      for (int64_t l = 0; l < k; ++l) {
+        for (int64_t j = 0; j < n; ++j) t[l * n + j] = p.b[j * k + l];
+      }
+      bk = t;
+    }
+    switch (k) {
+      case 1: return ThinDepthProduct<1>(p, bk, bias, relu, c);
+      case 2: return ThinDepthProduct<2>(p, bk, bias, relu, c);
+      case 3: return ThinDepthProduct<3>(p, bk, bias, relu, c);
+      default: return ThinDepthProduct<4>(p, bk, bias, relu, c);
+    }
+  }
+  if (n <= kMaxThinDimension && p.ta) {
+    // A stored [k, m]: acc[j][:] += A[l, :] B(l, j), streaming A once.
+    float* acc = ThinScratch(0, n * m);
+    std::fill(acc, acc + n * m, 0.0f);
+    for (int64_t l = 0; l < k; ++l) {
+      const float* al = p.a + l * m;
+      for (int64_t j = 0; j < n; ++j) {
+        const float blj = p.B(l, j);
+        float* accj = acc + j * m;
+#pragma omp simd
+        for (int64_t i = 0; i < m; ++i) accj[i] += al[i] * blj;
+      }
+    }
+    float* row = ThinScratch(1, n);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) row[j] = acc[j * m + i];
+      StoreRow(row, n, bias, relu, c + i * n);
+    }
+    return;
+  }
+  if (n <= kMaxThinDimension || m <= kMaxThinDimension) {
+    const bool rows_of_b = p.tb || n <= kMaxThinDimension;
+    if (rows_of_b) {
+      // Dot products of A's rows with op(B)'s columns (B's rows when tb; else a transposed copy of
+      // the n <= 4 columns). A's rows are contiguous unless ta (then m <= 4: copied per row).
+      const float* bt = p.b;
+      if (!p.tb) {
+        float* t = ThinScratch(0, n * k);
+        for (int64_t l = 0; l < k; ++l) {
+          for (int64_t j = 0; j < n; ++j) t[j * k + l] = p.b[l * n + j];
+        }
+        bt = t;
+      }
+      float* row = ThinScratch(1, n + k);
+      float* ai_copy = row + n;
+      for (int64_t i = 0; i < m; ++i) {
+        const float* ai = p.a + i * k;
+        if (p.ta) {
+          for (int64_t l = 0; l < k; ++l) ai_copy[l] = p.a[l * m + i];
+          ai = ai_copy;
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          const float* bj = bt + j * k;
+          float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+          for (int64_t l = 0; l < k; ++l) v += ai[l] * bj[l];
+          row[j] = v;
+        }
+        StoreRow(row, n, bias, relu, c + i * n);
+      }
+      return;
+    }
+    // m <= 4, B stored [k, n]: C[i, :] = sum_l A(i, l) B[l, :], streaming B once per row of C.
+    float* row = ThinScratch(1, n);
+    for (int64_t i = 0; i < m; ++i) {
+      std::fill(row, row + n, 0.0f);
+      for (int64_t l = 0; l < k; ++l) {
+        const float ail = p.A(i, l);
+        const float* bl = p.b + l * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) row[j] += ail * bl[j];
+      }
+      StoreRow(row, n, bias, relu, c + i * n);
+    }
+  }
+}
+
 // out = op(a) @ op(b) (+ bias [n] on every row, 2-D only), then, with `relu_slope`, the
 // (leaky) ReLU y = max(y, 0) + slope min(y, 0) in the product's output stage; out has
 // MatMulShape and does not overlap a or b.
 void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Tensor& out,
-                  const Tensor* bias = nullptr, std::optional<float> relu_slope = std::nullopt) {
+                  const Tensor* bias = nullptr, std::optional<float> relu_slope = std::nullopt,
+                  const BFloat16Operands& bf16 = {}) {
   const bool batched = a.rank() == 3;
   const int64_t batch = batched ? a.dim(0) : 1;
   const int64_t m = out.dim(-2), n = out.dim(-1);
@@ -1064,17 +1207,24 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
     return;
   }
 
-  // Small products, and thin ones (a dimension of at most kMaxThinDimension: the 2-d input and
-  // 1-d output layers of the 2-D networks, their gradients), run as Eigen float32 products:
-  // oneDNN 2.6's kernels take 10-15 us on a [512, 2] x [2, 128] or [128, 512] x [512, 2]
-  // product (plus the bf16 operand copies), Eigen 1-3 us.
+  // Thin products (a dimension of at most kMaxThinDimension: the 2-d input and 1-d output
+  // layers of the 2-D networks, their gradients) run as float32 loops (ThinProduct), other small
+  // ones as Eigen float32 products: a primitive call costs more.
   const bool thin = std::min({m, n, k}) <= kMaxThinDimension;
   if (!UsePrimitive(thin ? 0 : batch * m * n * k, kMinPrimitiveMatMulMacs)) {
     using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     for (int64_t t = 0; t < batch; ++t) {
-      const Eigen::Map<const RowMajor> sa(a.data() + t * m * k, transpose_a ? k : m, transpose_a ? m : k);
-      const Eigen::Map<const RowMajor> sb(b.data() + t * k * n, transpose_b ? n : k, transpose_b ? k : n);
-      Eigen::Map<RowMajor> c(out.data() + t * m * n, m, n);
+      const float* pa = a.data() + t * m * k;
+      const float* pb = b.data() + t * k * n;
+      float* pc = out.data() + t * m * n;
+      if (thin) {
+        ThinProduct({pa, pb, m, n, k, transpose_a, transpose_b}, bias != nullptr ? bias->data() : nullptr, relu_slope,
+                    pc);
+        continue;
+      }
+      const Eigen::Map<const RowMajor> sa(pa, transpose_a ? k : m, transpose_a ? m : k);
+      const Eigen::Map<const RowMajor> sb(pb, transpose_b ? n : k, transpose_b ? k : n);
+      Eigen::Map<RowMajor> c(pc, m, n);
       if (transpose_a && transpose_b) {
         c.noalias() = sa.transpose() * sb.transpose();
       } else if (transpose_a) {
@@ -1140,10 +1290,23 @@ void MatMulKernel(const Tensor& a, const Tensor& b, bool transpose_a, bool trans
       return nn::internal::IsNativeBFloat16Impl(pd.impl_info_str()) ? dnnl::matmul(pd) : dnnl::matmul();
     });
     if (primitive) {
-      uint16_t* a16 = BFloat16Scratch(0, a.numel());
-      uint16_t* b16 = BFloat16Scratch(1, b.numel());
-      nn::internal::ConvertToBFloat16(a.data(), a.numel(), a16);
-      nn::internal::ConvertToBFloat16(b.data(), b.numel(), b16);
+      // The operand's bf16 values: a given copy, a new copy kept for the caller, or scratch.
+      auto operand16 = [](const Tensor& t, const BFloat16Copy* given, BFloat16Copy* keep, int slot) -> uint16_t* {
+        if (given != nullptr && given->defined()) {
+          OTGEN_CHECK(given->numel() == t.numel(), absl::StrCat("MatMul: a bf16 copy of ", given->numel(),
+                                                                " values for an operand of shape ", S(t.shape())));
+          return const_cast<uint16_t*>(given->data());
+        }
+        if (keep != nullptr) {
+          *keep = BFloat16Copy(t);
+          return keep->mutable_data();
+        }
+        uint16_t* scratch = BFloat16Scratch(slot, t.numel());
+        nn::internal::ConvertToBFloat16(t.data(), t.numel(), scratch);
+        return scratch;
+      };
+      uint16_t* a16 = operand16(a, bf16.a, bf16.keep_a, 0);
+      uint16_t* b16 = operand16(b, bf16.b, bf16.keep_b, 1);
       Execute(primitive, arguments(memory(a16_md, ctx.engine(), a16), memory(b16_md, ctx.engine(), b16)));
       return;
     }
@@ -1163,29 +1326,41 @@ bool Overlap(const Tensor& x, const Tensor& y) {
 
 }  // namespace
 
-Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+BFloat16Copy BFloat16Copy::Uninitialized(int64_t numel) {
+  BFloat16Copy copy;
+  copy.storage_ = Tensor::Empty({(numel + 1) / 2});
+  copy.numel_ = numel;
+  return copy;
+}
+
+BFloat16Copy::BFloat16Copy(const Tensor& t) : BFloat16Copy(Uninitialized(t.numel())) {
+  nn::internal::ConvertToBFloat16(t.data(), t.numel(), mutable_data());
+}
+
+Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, const BFloat16Operands& bf16) {
   Tensor out = Tensor::Empty(MatMulShape(a, b, transpose_a, transpose_b));
-  MatMulKernel(a, b, transpose_a, transpose_b, out);
+  MatMulKernel(a, b, transpose_a, transpose_b, out, nullptr, std::nullopt, bf16);
   return out;
 }
 
-Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b, const BFloat16Operands& bf16) {
   OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1) && b.rank() == 1 && b.dim(0) == w.dim(0),
               absl::StrCat("Linear: input ", S(x.shape()), ", weight ", S(w.shape()), " and bias ", S(b.shape()),
                            " (expected [M, K], [N, K] and [N])"));
   Tensor out = Tensor::Empty({x.dim(0), w.dim(0)});
-  MatMulKernel(x, w, false, true, out, &b);
+  MatMulKernel(x, w, false, true, out, &b, std::nullopt, bf16);
   return out;
 }
 
-Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope) {
+Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope,
+                  const BFloat16Operands& bf16) {
   OTGEN_CHECK(x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1) && b.rank() == 1 && b.dim(0) == w.dim(0),
               absl::StrCat("LinearRelu: input ", S(x.shape()), ", weight ", S(w.shape()), " and bias ", S(b.shape()),
                            " (expected [M, K], [N, K] and [N])"));
   OTGEN_CHECK(negative_slope >= 0.0f && std::isfinite(negative_slope),
               absl::StrCat("LinearRelu: negative_slope ", negative_slope, " (expected finite and >= 0)"));
   Tensor out = Tensor::Empty({x.dim(0), w.dim(0)});
-  MatMulKernel(x, w, false, true, out, &b, negative_slope);
+  MatMulKernel(x, w, false, true, out, &b, negative_slope, bf16);
   return out;
 }
 
@@ -1394,7 +1569,7 @@ Tensor GreaterEqual(const Tensor& a, const Tensor& b) {
   return Compare(a, b, [](float x, float y) { return x >= y; });
 }
 
-Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope) {
+Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope, BFloat16Copy* g16) {
   OTGEN_CHECK(g.shape() == y.shape(),
               absl::StrCat("ScaleWhereNotPositive: g ", S(g.shape()), " and y ", S(y.shape()), " differ"));
   Tensor out = Tensor::Empty(g.shape());
@@ -1402,8 +1577,23 @@ Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope) {
   const float* py = y.data();
   float* po = out.data();
   const int64_t n = out.numel();
+  if (g16 == nullptr) {
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallelElements)
-  for (int64_t i = 0; i < n; ++i) po[i] = py[i] > 0.0f ? pg[i] : slope * pg[i];
+    for (int64_t i = 0; i < n; ++i) po[i] = py[i] > 0.0f ? pg[i] : slope * pg[i];
+    return out;
+  }
+  // Blocks small enough to be converted while in L1.
+  *g16 = BFloat16Copy::Uninitialized(n);
+  uint16_t* p16 = g16->mutable_data();
+  constexpr int64_t kBlock = 2048;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t begin = blk * kBlock, end = std::min(n, begin + kBlock);
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) po[i] = py[i] > 0.0f ? pg[i] : slope * pg[i];
+    nn::internal::ConvertToBFloat16(po + begin, end - begin, p16 + begin);
+  }
   return out;
 }
 

@@ -69,15 +69,50 @@ std::vector<int64_t> ArgMax(const Tensor& x, int axis);
 Tensor Softmax(const Tensor& x, int axis);
 Tensor LogSoftmax(const Tensor& x, int axis);
 
+// A bfloat16 copy of a tensor's values (round to nearest even; nn/precision.h), made once to
+// serve as the operand of several mixed-precision products: a linear layer's input and weight
+// in its forward product and again in its backward ones, the output gradient in both
+// backward products. Undefined until made. Cheap to copy (shared storage).
+class BFloat16Copy {
+ public:
+  BFloat16Copy() = default;
+  explicit BFloat16Copy(const Tensor& t);
+  // Storage for `numel` values, to be written through mutable_data() (by kernels that convert
+  // as they compute).
+  static BFloat16Copy Uninitialized(int64_t numel);
+
+  bool defined() const { return storage_.defined(); }
+  const uint16_t* data() const { return reinterpret_cast<const uint16_t*>(storage_.data()); }
+  uint16_t* mutable_data() { return reinterpret_cast<uint16_t*>(storage_.data()); }
+  int64_t numel() const { return numel_; }
+
+ private:
+  Tensor storage_;  // ceil(numel / 2) floats (the tensor block cache recycles them)
+  int64_t numel_ = 0;
+};
+
+// bf16 operands of a product, for the mixed-precision path only (ignored in float32 mode, and
+// for products that stay float32 there: small, thin, no native kernel): `a` / `b` are used
+// instead of converting a / b (they must be copies of exactly those values); when `keep_a` /
+// `keep_b` is set and the product converts a / b, the copy is stored there for reuse.
+struct BFloat16Operands {
+  const BFloat16Copy* a = nullptr;
+  const BFloat16Copy* b = nullptr;
+  BFloat16Copy* keep_a = nullptr;
+  BFloat16Copy* keep_b = nullptr;
+};
+
 // op(a) @ op(b) for 2-D a, b, where op transposes when the flag is set; batched when
 // both are 3-D with equal leading dimension.
-Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+Tensor MatMul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false,
+              const BFloat16Operands& bf16 = {});
 // x @ w^T + b for x [M, K], w [N, K], b [N]: a linear layer, the bias added by the matmul's
 // output stage instead of a separate pass over the [M, N] result.
-Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor Linear(const Tensor& x, const Tensor& w, const Tensor& b, const BFloat16Operands& bf16 = {});
 // Linear then the (leaky) ReLU max(y, 0) + negative_slope min(y, 0) (negative_slope >= 0; 0 is
 // ReLU), applied in the product's output stage instead of a pass of its own.
-Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope);
+Tensor LinearRelu(const Tensor& x, const Tensor& w, const Tensor& b, float negative_slope,
+                  const BFloat16Operands& bf16 = {});
 // MatMul into `out`, which must already have the product's shape and not overlap a or b.
 // For large products computed repeatedly (e.g. [200, 784] x [60000, 784]^T, a 48 MB
 // result): reusing the buffer saves the page faults of a fresh allocation per call.
@@ -106,7 +141,8 @@ Tensor Equal(const Tensor& a, const Tensor& b);
 Tensor GreaterEqual(const Tensor& a, const Tensor& b);
 // g where y > 0, slope * g elsewhere (g and y of one shape), in one pass: the backward of relu
 // (slope 0) and leaky relu read from their output y (or input, for a negative slope).
-Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope);
+// With `g16`, also stores the result's bf16 copy there, made in the same pass.
+Tensor ScaleWhereNotPositive(const Tensor& g, const Tensor& y, float slope, BFloat16Copy* g16 = nullptr);
 
 // Sum of all elements in double precision (for losses and tests).
 double SumAll(const Tensor& x);

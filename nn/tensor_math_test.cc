@@ -622,7 +622,10 @@ TEST_P(TensorMathTest, SoftmaxMatchesReferenceAndSumsToOne) {
 }
 
 TEST_P(TensorMathTest, MatMulAllTransposesAndBatches) {
-  const std::vector<std::array<int64_t, 3>> sizes = {{3, 4, 5}, {1, 7, 1}, {7, 1, 6}, {33, 65, 17}, {64, 128, 96}};
+  // {m, k, n}; the thin ones (a dimension <= 4) cover each branch of the thin-product loops.
+  const std::vector<std::array<int64_t, 3>> sizes = {
+      {3, 4, 5},    {1, 7, 1},   {7, 1, 6},    {33, 65, 17}, {64, 128, 96}, {130, 2, 70},
+      {70, 1, 33},  {1, 300, 70}, {70, 300, 2}, {3, 50, 40},  {4, 4, 4},     {2, 3, 90}, {40, 37, 4}};
   for (const auto& [m, k, n] : sizes) {
     for (int64_t batch : {0, 3}) {  // 0: unbatched 2-D
       for (bool ta : {false, true}) {
@@ -663,6 +666,30 @@ TEST_P(TensorMathTest, LinearAddsTheBiasToEveryRow) {
         const int64_t e = i * n + j;
         ASSERT_NEAR(y.data()[e], ref.v[e] + b.data()[j], 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
             << "Linear [" << m << ", " << k << "] x [" << n << ", " << k << "]^T, element " << e;
+      }
+    }
+  }
+}
+
+// LinearRelu(x, w, b, s) = max(t, 0) + s min(t, 0), t = x w^T + b, on thin and regular shapes.
+TEST_P(TensorMathTest, LinearReluAppliesTheActivationToEveryElement) {
+  for (const auto& [m, k, n] :
+       std::vector<std::array<int64_t, 3>>{{3, 4, 5}, {64, 128, 96}, {130, 2, 70}, {70, 40, 1}, {5, 0, 3}}) {
+    for (float slope : {0.0f, 0.2f}) {
+      const Tensor x = Normal({m, k}), w = Normal({n, k}), b = Normal({n});
+      const Tensor y = LinearRelu(x, w, b, slope);
+      Ref ref;
+      std::vector<double> abs_sum;
+      RefMatMul(x, w, false, true, &ref, &abs_sum);
+      ASSERT_EQ(y.shape(), (Shape{m, n}));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t e = i * n + j;
+          const double t = ref.v[e] + b.data()[j];
+          ASSERT_NEAR(y.data()[e], t > 0 ? t : slope * t, 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
+              << "LinearRelu [" << m << ", " << k << "] x [" << n << ", " << k << "]^T slope " << slope << ", element "
+              << e;
+        }
       }
     }
   }
