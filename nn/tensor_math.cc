@@ -22,6 +22,10 @@
 #include "nn/work_counter.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 namespace otgen::nn::math {
 
 namespace internal {
@@ -1093,6 +1097,162 @@ void ThinDepthProduct(const ThinOperands& p, const float* bk, const float* bias,
   }
 }
 
+#ifdef __AVX512F__
+// AVX-512 forms of the common thin layouts; 16 floats per register, masked tails (no load
+// with an empty mask: masked-off lanes past the end of an array are not read, but they could
+// straddle an unmapped page).
+inline __mmask16 TailMask(int64_t lanes) {
+  return lanes >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << lanes) - 1);
+}
+
+// act(v + bias) on a register.
+inline __m512 Activate(__m512 v, __m512 slope) {
+  return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ), v, slope);
+}
+
+// k <= 4: C[i, j] = act(bias[j] + sum_l A(i, l) Bk[l, j]), straight into C.
+template <int K, bool kBias>
+void ThinDepthAvx512(const ThinOperands& p, const float* bk, const float* bias, float slope, float* c) {
+  const __m512 vslope = _mm512_set1_ps(slope);
+  for (int64_t i = 0; i < p.m; ++i) {
+    __m512 ai[K];
+    for (int l = 0; l < K; ++l) ai[l] = _mm512_set1_ps(p.A(i, l));
+    float* ci = c + i * p.n;
+    for (int64_t j = 0; j < p.n; j += 16) {
+      const __mmask16 mask = TailMask(p.n - j);
+      __m512 v = kBias ? _mm512_maskz_loadu_ps(mask, bias + j) : _mm512_setzero_ps();
+      for (int l = 0; l < K; ++l) v = _mm512_fmadd_ps(ai[l], _mm512_maskz_loadu_ps(mask, bk + l * p.n + j), v);
+      _mm512_mask_storeu_ps(ci + j, mask, Activate(v, vslope));
+    }
+  }
+}
+
+// n <= 4, A stored [k, m] (ta): C[i, j] = sum_l A[l, i] B(l, j) for 64 rows of C at a time,
+// the 4 n accumulators in registers, A streamed once.
+template <int N>
+void ThinColumnsTransposedAvx512(const ThinOperands& p, const float* bias, float slope, float* c) {
+  constexpr int64_t n = N;
+  alignas(64) float tile[4][64];
+  for (int64_t i0 = 0; i0 < p.m; i0 += 64) {
+    __mmask16 mask[4];
+    for (int q = 0; q < 4; ++q) mask[q] = TailMask(std::max<int64_t>(0, p.m - i0 - 16 * q));
+    __m512 acc[N][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < N; ++j) {
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_setzero_ps();
+    }
+    // B(l, j) at b[l * sl + j * sj].
+    const int64_t sl = p.tb ? 1 : p.n, sj = p.tb ? p.k : 1;
+    for (int64_t l = 0; l < p.k; ++l) {
+      const float* al = p.a + l * p.m + i0;
+      __m512 a[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        a[q] = mask[q] != 0 ? _mm512_maskz_loadu_ps(mask[q], al + 16 * q) : _mm512_setzero_ps();
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < N; ++j) {
+        const __m512 b = _mm512_set1_ps(p.b[l * sl + j * sj]);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_fmadd_ps(a[q], b, acc[j][q]);
+      }
+    }
+    const int64_t rows = std::min<int64_t>(64, p.m - i0);
+#pragma GCC unroll 4
+    for (int j = 0; j < N; ++j) {
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) _mm512_store_ps(tile[j] + 16 * q, acc[j][q]);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float t = tile[j][r] + (bias != nullptr ? bias[j] : 0.0f);
+        c[(i0 + r) * n + j] = t > 0.0f ? t : slope * t;
+      }
+    }
+  }
+}
+
+// m <= 4, B stored [k, n] (not tb): C[i, :] = sum_l A(i, l) B[l, :] for 64 columns at a time,
+// the 4 m accumulators in registers, B streamed once.
+template <int M>
+void ThinRowsAvx512(const ThinOperands& p, const float* bias, float slope, float* c) {
+  const __m512 vslope = _mm512_set1_ps(slope);
+  for (int64_t j0 = 0; j0 < p.n; j0 += 64) {
+    __mmask16 mask[4];
+    for (int q = 0; q < 4; ++q) mask[q] = TailMask(std::max<int64_t>(0, p.n - j0 - 16 * q));
+    __m512 acc[M][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_setzero_ps();
+    }
+    // A(i, l) at a[i * si + l * sl].
+    const int64_t si = p.ta ? 1 : p.k, sl = p.ta ? p.m : 1;
+    for (int64_t l = 0; l < p.k; ++l) {
+      const float* bl = p.b + l * p.n + j0;
+      __m512 b[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        b[q] = mask[q] != 0 ? _mm512_maskz_loadu_ps(mask[q], bl + 16 * q) : _mm512_setzero_ps();
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        const __m512 a = _mm512_set1_ps(p.a[i * si + l * sl]);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_fmadd_ps(a, b[q], acc[i][q]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        if (mask[q] == 0) break;
+        __m512 v = acc[i][q];
+        if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[q], bias + j0 + 16 * q));
+        _mm512_mask_storeu_ps(c + i * p.n + j0 + 16 * q, mask[q], Activate(v, vslope));
+      }
+    }
+  }
+}
+
+// n <= 4, A rows contiguous (not ta), op(B)'s n columns contiguous (tb, or the copy `bt`):
+// C[i, j] = dot(A[i, :], Bt[j, :]) for 4 rows at a time, reduced across lanes at the end.
+template <int N>
+void ThinDotsAvx512(const ThinOperands& p, const float* bt, const float* bias, float slope, float* c) {
+  constexpr int64_t n = N;
+  const int64_t k = p.k;
+  for (int64_t i0 = 0; i0 < p.m; i0 += 4) {
+    const int64_t rows = std::min<int64_t>(4, p.m - i0);
+    __m512 acc[4][N];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 4
+      for (int j = 0; j < N; ++j) acc[r][j] = _mm512_setzero_ps();
+    }
+    for (int64_t l = 0; l < k; l += 16) {
+      const __mmask16 mask = TailMask(k - l);
+      __m512 b[N];
+#pragma GCC unroll 4
+      for (int j = 0; j < N; ++j) b[j] = _mm512_maskz_loadu_ps(mask, bt + j * k + l);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        // Rows past the end repeat the last row (their sums are not stored).
+        const __m512 a = _mm512_maskz_loadu_ps(mask, p.a + (i0 + std::min<int64_t>(r, rows - 1)) * k + l);
+#pragma GCC unroll 4
+        for (int j = 0; j < N; ++j) acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float t = _mm512_reduce_add_ps(acc[r][j]) + (bias != nullptr ? bias[j] : 0.0f);
+        c[(i0 + r) * n + j] = t > 0.0f ? t : slope * t;
+      }
+    }
+  }
+}
+#endif  // __AVX512F__
+
 void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> relu, float* c) {
   const int64_t m = p.m, n = p.n, k = p.k;
   if (k <= kMaxThinDimension) {
@@ -1104,6 +1264,19 @@ void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> 
       }
       bk = t;
     }
+#ifdef __AVX512F__
+    const float slope = relu.value_or(1.0f);
+    switch (k * 2 + (bias != nullptr ? 1 : 0)) {
+      case 2: return ThinDepthAvx512<1, false>(p, bk, bias, slope, c);
+      case 3: return ThinDepthAvx512<1, true>(p, bk, bias, slope, c);
+      case 4: return ThinDepthAvx512<2, false>(p, bk, bias, slope, c);
+      case 5: return ThinDepthAvx512<2, true>(p, bk, bias, slope, c);
+      case 6: return ThinDepthAvx512<3, false>(p, bk, bias, slope, c);
+      case 7: return ThinDepthAvx512<3, true>(p, bk, bias, slope, c);
+      case 8: return ThinDepthAvx512<4, false>(p, bk, bias, slope, c);
+      default: return ThinDepthAvx512<4, true>(p, bk, bias, slope, c);
+    }
+#endif
     switch (k) {
       case 1: return ThinDepthProduct<1>(p, bk, bias, relu, c);
       case 2: return ThinDepthProduct<2>(p, bk, bias, relu, c);
@@ -1112,6 +1285,15 @@ void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> 
     }
   }
   if (n <= kMaxThinDimension && p.ta) {
+#ifdef __AVX512F__
+    const float slope = relu.value_or(1.0f);
+    switch (n) {
+      case 1: return ThinColumnsTransposedAvx512<1>(p, bias, slope, c);
+      case 2: return ThinColumnsTransposedAvx512<2>(p, bias, slope, c);
+      case 3: return ThinColumnsTransposedAvx512<3>(p, bias, slope, c);
+      default: return ThinColumnsTransposedAvx512<4>(p, bias, slope, c);
+    }
+#endif
     // A stored [k, m]: acc[j][:] += A[l, :] B(l, j), streaming A once.
     float* acc = ThinScratch(0, n * m);
     std::fill(acc, acc + n * m, 0.0f);
@@ -1144,6 +1326,17 @@ void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> 
         }
         bt = t;
       }
+#ifdef __AVX512F__
+      if (!p.ta && n <= kMaxThinDimension) {
+        const float slope = relu.value_or(1.0f);
+        switch (n) {
+          case 1: return ThinDotsAvx512<1>(p, bt, bias, slope, c);
+          case 2: return ThinDotsAvx512<2>(p, bt, bias, slope, c);
+          case 3: return ThinDotsAvx512<3>(p, bt, bias, slope, c);
+          default: return ThinDotsAvx512<4>(p, bt, bias, slope, c);
+        }
+      }
+#endif
       float* row = ThinScratch(1, n + k);
       float* ai_copy = row + n;
       for (int64_t i = 0; i < m; ++i) {
@@ -1164,6 +1357,15 @@ void ThinProduct(const ThinOperands& p, const float* bias, std::optional<float> 
       return;
     }
     // m <= 4, B stored [k, n]: C[i, :] = sum_l A(i, l) B[l, :], streaming B once per row of C.
+#ifdef __AVX512F__
+    const float slope = relu.value_or(1.0f);
+    switch (m) {
+      case 1: return ThinRowsAvx512<1>(p, bias, slope, c);
+      case 2: return ThinRowsAvx512<2>(p, bias, slope, c);
+      case 3: return ThinRowsAvx512<3>(p, bias, slope, c);
+      default: return ThinRowsAvx512<4>(p, bias, slope, c);
+    }
+#endif
     float* row = ThinScratch(1, n);
     for (int64_t i = 0; i < m; ++i) {
       std::fill(row, row + n, 0.0f);

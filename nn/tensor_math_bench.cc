@@ -79,6 +79,27 @@ BENCHMARK(BM_MatMul_512x128x128_Layer)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// The thin products of the same networks (a dimension <= 4: float32 loops, not oneDNN), one
+// thread: 0 first layer forward x [512, 2] W1^T, 1 last layer data gradient g [512, 1] W3,
+// 2 last layer weight gradient g^T h ([512, 1]^T [512, 128]), 3 first layer weight gradient
+// g^T x ([512, 128]^T [512, 2]), 4 last layer forward h W3^T ([512, 128] [1, 128]^T).
+void BM_MatMul_ThinLayer(benchmark::State& state) {
+  struct Case {
+    int64_t m, k, n;
+    bool ta, tb;
+  };
+  static constexpr Case kCases[] = {
+      {512, 2, 128, false, true}, {512, 1, 128, false, false}, {1, 512, 128, true, false},
+      {128, 512, 2, true, false}, {512, 128, 1, false, true}};
+  const Case& c = kCases[state.range(0)];
+  SetNumThreads(1);
+  const Tensor a = Random(c.ta ? Shape{c.k, c.m} : Shape{c.m, c.k}, 1);
+  const Tensor b = Random(c.tb ? Shape{c.n, c.k} : Shape{c.k, c.n}, 2);
+  for (auto _ : state) benchmark::DoNotOptimize(MatMul(a, b, c.ta, c.tb).data());
+  SetFlops(state, 2.0 * c.m * c.n * c.k);
+}
+BENCHMARK(BM_MatMul_ThinLayer)->DenseRange(0, 4)->ArgName("case")->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // A batch of 200 generated images against all 60000 MNIST images: x y^T for costs.
 void BM_MatMul_200x784_60000T(benchmark::State& state) {
   const Tensor a = Random({200, 784}, 3), b = Random({60000, 784}, 4);
