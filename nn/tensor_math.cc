@@ -1127,91 +1127,67 @@ void ThinDepthAvx512(const ThinOperands& p, const float* bk, const float* bias, 
   }
 }
 
-// n <= 4, A stored [k, m] (ta): C[i, j] = sum_l A[l, i] B(l, j) for 64 rows of C at a time,
-// the 4 n accumulators in registers, A streamed once.
+// tile[s][r] = sum_l small[l * small_l + s * small_s] stream[l * ld + r] for s < S, r < width
+// (<= 64): 64 consecutive values of each row l of a streamed operand (read once) times S
+// broadcast scalars per row, the 4 S accumulators in registers.
+template <int S>
+void StreamedTile(const float* stream, int64_t ld, int64_t k, int64_t width, const float* small, int64_t small_l,
+                  int64_t small_s, float (*tile)[64]) {
+  __mmask16 mask[4];
+  for (int q = 0; q < 4; ++q) mask[q] = TailMask(std::max<int64_t>(0, width - 16 * q));
+  __m512 acc[S][4];
+#pragma GCC unroll 4
+  for (int j = 0; j < S; ++j) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_setzero_ps();
+  }
+  for (int64_t l = 0; l < k; ++l) {
+    const float* row = stream + l * ld;
+    __m512 v[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      v[q] = mask[q] != 0 ? _mm512_maskz_loadu_ps(mask[q], row + 16 * q) : _mm512_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < S; ++j) {
+      const __m512 b = _mm512_set1_ps(small[l * small_l + j * small_s]);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_fmadd_ps(v[q], b, acc[j][q]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < S; ++j) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) _mm512_storeu_ps(tile[j] + 16 * q, acc[j][q]);
+  }
+}
+
+// n <= 4, A stored [k, m] (ta): C[i, j] = sum_l A[l, i] B(l, j), 64 rows of C at a time.
 template <int N>
 void ThinColumnsTransposedAvx512(const ThinOperands& p, const float* bias, float slope, float* c) {
-  constexpr int64_t n = N;
-  alignas(64) float tile[4][64];
+  alignas(64) float tile[N][64];
   for (int64_t i0 = 0; i0 < p.m; i0 += 64) {
-    __mmask16 mask[4];
-    for (int q = 0; q < 4; ++q) mask[q] = TailMask(std::max<int64_t>(0, p.m - i0 - 16 * q));
-    __m512 acc[N][4];
-#pragma GCC unroll 4
-    for (int j = 0; j < N; ++j) {
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_setzero_ps();
-    }
-    // B(l, j) at b[l * sl + j * sj].
-    const int64_t sl = p.tb ? 1 : p.n, sj = p.tb ? p.k : 1;
-    for (int64_t l = 0; l < p.k; ++l) {
-      const float* al = p.a + l * p.m + i0;
-      __m512 a[4];
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        a[q] = mask[q] != 0 ? _mm512_maskz_loadu_ps(mask[q], al + 16 * q) : _mm512_setzero_ps();
-      }
-#pragma GCC unroll 4
-      for (int j = 0; j < N; ++j) {
-        const __m512 b = _mm512_set1_ps(p.b[l * sl + j * sj]);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q) acc[j][q] = _mm512_fmadd_ps(a[q], b, acc[j][q]);
-      }
-    }
     const int64_t rows = std::min<int64_t>(64, p.m - i0);
-#pragma GCC unroll 4
-    for (int j = 0; j < N; ++j) {
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) _mm512_store_ps(tile[j] + 16 * q, acc[j][q]);
-    }
+    StreamedTile<N>(p.a + i0, p.m, p.k, rows, p.b, p.tb ? 1 : p.n, p.tb ? p.k : 1, tile);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < n; ++j) {
+      for (int64_t j = 0; j < N; ++j) {
         const float t = tile[j][r] + (bias != nullptr ? bias[j] : 0.0f);
-        c[(i0 + r) * n + j] = t > 0.0f ? t : slope * t;
+        c[(i0 + r) * N + j] = t > 0.0f ? t : slope * t;
       }
     }
   }
 }
 
-// m <= 4, B stored [k, n] (not tb): C[i, :] = sum_l A(i, l) B[l, :] for 64 columns at a time,
-// the 4 m accumulators in registers, B streamed once.
+// m <= 4, B stored [k, n] (not tb): C[i, :] = sum_l A(i, l) B[l, :], 64 columns at a time.
 template <int M>
 void ThinRowsAvx512(const ThinOperands& p, const float* bias, float slope, float* c) {
-  const __m512 vslope = _mm512_set1_ps(slope);
+  alignas(64) float tile[M][64];
   for (int64_t j0 = 0; j0 < p.n; j0 += 64) {
-    __mmask16 mask[4];
-    for (int q = 0; q < 4; ++q) mask[q] = TailMask(std::max<int64_t>(0, p.n - j0 - 16 * q));
-    __m512 acc[M][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < M; ++i) {
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_setzero_ps();
-    }
-    // A(i, l) at a[i * si + l * sl].
-    const int64_t si = p.ta ? 1 : p.k, sl = p.ta ? p.m : 1;
-    for (int64_t l = 0; l < p.k; ++l) {
-      const float* bl = p.b + l * p.n + j0;
-      __m512 b[4];
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        b[q] = mask[q] != 0 ? _mm512_maskz_loadu_ps(mask[q], bl + 16 * q) : _mm512_setzero_ps();
-      }
-#pragma GCC unroll 4
-      for (int i = 0; i < M; ++i) {
-        const __m512 a = _mm512_set1_ps(p.a[i * si + l * sl]);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_fmadd_ps(a, b[q], acc[i][q]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < M; ++i) {
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        if (mask[q] == 0) break;
-        __m512 v = acc[i][q];
-        if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[q], bias + j0 + 16 * q));
-        _mm512_mask_storeu_ps(c + i * p.n + j0 + 16 * q, mask[q], Activate(v, vslope));
-      }
+    const int64_t cols = std::min<int64_t>(64, p.n - j0);
+    StreamedTile<M>(p.b + j0, p.n, p.k, cols, p.a, p.ta ? p.m : 1, p.ta ? 1 : p.k, tile);
+    for (int64_t i = 0; i < M; ++i) {
+      const float* bj = bias != nullptr ? bias + j0 : nullptr;
+      StoreRow(tile[i], cols, bj, slope, c + i * p.n + j0);
     }
   }
 }
