@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -652,32 +653,14 @@ TEST_P(TensorMathTest, MatMulAllTransposesAndBatches) {
   }
 }
 
-// Linear(x, w, b) = x w^T + b, the bias added by the product's output stage.
-TEST_P(TensorMathTest, LinearAddsTheBiasToEveryRow) {
-  for (const auto& [m, k, n] : std::vector<std::array<int64_t, 3>>{{3, 4, 5}, {64, 128, 96}, {5, 0, 3}}) {
-    const Tensor x = Normal({m, k}), w = Normal({n, k}), b = Normal({n});
-    const Tensor y = Linear(x, w, b);
-    Ref ref;
-    std::vector<double> abs_sum;
-    RefMatMul(x, w, false, true, &ref, &abs_sum);
-    ASSERT_EQ(y.shape(), (Shape{m, n}));
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t e = i * n + j;
-        ASSERT_NEAR(y.data()[e], ref.v[e] + b.data()[j], 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
-            << "Linear [" << m << ", " << k << "] x [" << n << ", " << k << "]^T, element " << e;
-      }
-    }
-  }
-}
-
-// LinearRelu(x, w, b, s) = max(t, 0) + s min(t, 0), t = x w^T + b, on thin and regular shapes.
-TEST_P(TensorMathTest, LinearReluAppliesTheActivationToEveryElement) {
+// Linear(x, w, b) = x w^T + b, the bias added by the product's output stage, and LinearRelu(x,
+// w, b, s) = max(t, 0) + s min(t, 0) of it, on thin and regular shapes.
+TEST_P(TensorMathTest, LinearAndLinearReluMatchTheReference) {
   for (const auto& [m, k, n] :
        std::vector<std::array<int64_t, 3>>{{3, 4, 5}, {64, 128, 96}, {130, 2, 70}, {70, 40, 1}, {5, 0, 3}}) {
-    for (float slope : {0.0f, 0.2f}) {
+    for (const std::optional<float> slope : {std::optional<float>(), std::optional<float>(0.0f), std::optional(0.2f)}) {
       const Tensor x = Normal({m, k}), w = Normal({n, k}), b = Normal({n});
-      const Tensor y = LinearRelu(x, w, b, slope);
+      const Tensor y = slope.has_value() ? LinearRelu(x, w, b, *slope) : Linear(x, w, b);
       Ref ref;
       std::vector<double> abs_sum;
       RefMatMul(x, w, false, true, &ref, &abs_sum);
@@ -686,9 +669,10 @@ TEST_P(TensorMathTest, LinearReluAppliesTheActivationToEveryElement) {
         for (int64_t j = 0; j < n; ++j) {
           const int64_t e = i * n + j;
           const double t = ref.v[e] + b.data()[j];
-          ASSERT_NEAR(y.data()[e], t > 0 ? t : slope * t, 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
-              << "LinearRelu [" << m << ", " << k << "] x [" << n << ", " << k << "]^T slope " << slope << ", element "
-              << e;
+          const double want = !slope.has_value() || t > 0 ? t : *slope * t;
+          ASSERT_NEAR(y.data()[e], want, 1e-6 * k + 2e-6 * (abs_sum[e] + std::abs(b.data()[j])))
+              << (slope.has_value() ? "LinearRelu [" : "Linear [") << m << ", " << k << "] x [" << n << ", " << k
+              << "]^T, element " << e;
         }
       }
     }
