@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #ifdef __AVX512F__
@@ -25,6 +26,18 @@ namespace otgen::nn::internal {
 
 // Products with min(M, N, K) <= this are thin.
 inline constexpr int64_t kMaxThinDimension = 4;
+
+// f(std::integral_constant<int, d>()) for a small dimension d in 1..4 (the kernels unroll over
+// it at compile time).
+template <typename F>
+inline void WithSmallDimension(int64_t d, const F& f) {
+  switch (d) {
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    default: return f(std::integral_constant<int, 4>());
+  }
+}
 
 // The operands of C = op(A) op(B).
 struct ThinOperands {
@@ -226,33 +239,20 @@ inline void ThinProduct(const ThinOperands& p, const float* bias, std::optional<
     }
 #ifdef __AVX512F__
     const float slope = relu.value_or(1.0f);
-    switch (k * 2 + (bias != nullptr ? 1 : 0)) {
-      case 2: return ThinDepthAvx512<1, false>(p, bk, bias, slope, c);
-      case 3: return ThinDepthAvx512<1, true>(p, bk, bias, slope, c);
-      case 4: return ThinDepthAvx512<2, false>(p, bk, bias, slope, c);
-      case 5: return ThinDepthAvx512<2, true>(p, bk, bias, slope, c);
-      case 6: return ThinDepthAvx512<3, false>(p, bk, bias, slope, c);
-      case 7: return ThinDepthAvx512<3, true>(p, bk, bias, slope, c);
-      case 8: return ThinDepthAvx512<4, false>(p, bk, bias, slope, c);
-      default: return ThinDepthAvx512<4, true>(p, bk, bias, slope, c);
-    }
+    return WithSmallDimension(k, [&](auto K) {
+      if (bias != nullptr) {
+        ThinDepthAvx512<K(), true>(p, bk, bias, slope, c);
+      } else {
+        ThinDepthAvx512<K(), false>(p, bk, bias, slope, c);
+      }
+    });
 #endif
-    switch (k) {
-      case 1: return ThinDepthProduct<1>(p, bk, bias, relu, c);
-      case 2: return ThinDepthProduct<2>(p, bk, bias, relu, c);
-      case 3: return ThinDepthProduct<3>(p, bk, bias, relu, c);
-      default: return ThinDepthProduct<4>(p, bk, bias, relu, c);
-    }
+    return WithSmallDimension(k, [&](auto K) { ThinDepthProduct<K()>(p, bk, bias, relu, c); });
   }
   if (n <= kMaxThinDimension && p.ta) {
 #ifdef __AVX512F__
     const float slope = relu.value_or(1.0f);
-    switch (n) {
-      case 1: return ThinColumnsTransposedAvx512<1>(p, bias, slope, c);
-      case 2: return ThinColumnsTransposedAvx512<2>(p, bias, slope, c);
-      case 3: return ThinColumnsTransposedAvx512<3>(p, bias, slope, c);
-      default: return ThinColumnsTransposedAvx512<4>(p, bias, slope, c);
-    }
+    return WithSmallDimension(n, [&](auto N) { ThinColumnsTransposedAvx512<N()>(p, bias, slope, c); });
 #endif
     // A stored [k, m]: acc[j][:] += A[l, :] B(l, j), streaming A once.
     float* acc = ThinScratch(0, n * m);
@@ -289,12 +289,7 @@ inline void ThinProduct(const ThinOperands& p, const float* bias, std::optional<
 #ifdef __AVX512F__
       if (!p.ta && n <= kMaxThinDimension) {
         const float slope = relu.value_or(1.0f);
-        switch (n) {
-          case 1: return ThinDotsAvx512<1>(p, bt, bias, slope, c);
-          case 2: return ThinDotsAvx512<2>(p, bt, bias, slope, c);
-          case 3: return ThinDotsAvx512<3>(p, bt, bias, slope, c);
-          default: return ThinDotsAvx512<4>(p, bt, bias, slope, c);
-        }
+        return WithSmallDimension(n, [&](auto N) { ThinDotsAvx512<N()>(p, bt, bias, slope, c); });
       }
 #endif
       float* row = ThinScratch(1, n + k);
@@ -319,12 +314,7 @@ inline void ThinProduct(const ThinOperands& p, const float* bias, std::optional<
     // m <= 4, B stored [k, n]: C[i, :] = sum_l A(i, l) B[l, :], streaming B once per row of C.
 #ifdef __AVX512F__
     const float slope = relu.value_or(1.0f);
-    switch (m) {
-      case 1: return ThinRowsAvx512<1>(p, bias, slope, c);
-      case 2: return ThinRowsAvx512<2>(p, bias, slope, c);
-      case 3: return ThinRowsAvx512<3>(p, bias, slope, c);
-      default: return ThinRowsAvx512<4>(p, bias, slope, c);
-    }
+    return WithSmallDimension(m, [&](auto M) { ThinRowsAvx512<M()>(p, bias, slope, c); });
 #endif
     float* row = ThinScratch(1, n);
     for (int64_t i = 0; i < m; ++i) {
