@@ -84,6 +84,9 @@ Var LogSoftmax(const Var& x, int axis);
 // op(a) @ op(b) for 2-D (or batched 3-D) a, b.
 Var MatMul(const Var& a, const Var& b, bool transpose_a = false, bool transpose_b = false);
 // x @ w^T + b with x [batch, in], w [out, in] (PyTorch's layout), b [out] or undefined.
+// With a bias, a first-order backward (no create_graph) reuses the bf16 copies of x and w that
+// the forward product made in mixed precision (nn/precision.h): x and w must not be modified
+// in place between a forward and its backward (as PyTorch requires too).
 Var Linear(const Var& x, const Var& w, const Var& b);
 // Linear(x, w, b) then LeakyRelu(., negative_slope) (Relu for 0) as one op: the activation is
 // applied in the product's output stage (no pass, tensor or node of its own). Same values and
