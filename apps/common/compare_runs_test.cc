@@ -5,8 +5,9 @@
 #include <sstream>
 
 #include "apps/common/config.h"
-#include "apps/eval/plot.h"
+#include "apps/common/file_io.h"
 #include "apps/common/test_files.h"
+#include "apps/eval/plot.h"
 #include "gtest/gtest.h"
 
 namespace otgen::apps {

@@ -1,11 +1,8 @@
 #include "apps/common/config.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -13,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "apps/common/file_io.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -203,41 +201,12 @@ absl::Status MakeDirectories(const std::string& directory) {
     partial = directory.substr(0, pos);
     if (partial.empty()) continue;
     if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-      return absl::PermissionDeniedError(absl::StrCat("cannot create directory ", partial, ": ", std::strerror(errno)));
+      return ErrnoStatus(errno, "create directory", partial);
     }
   }
   struct stat st;
   if (stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(directory, " exists and is not a directory"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
-  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot create ", temp, ": ", std::strerror(errno)));
-  size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string error = std::strerror(errno);
-      close(fd);
-      unlink(temp.c_str());
-      return absl::DataLossError(absl::StrCat("cannot write ", temp, ": ", error));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    const std::string error = std::strerror(errno);
-    unlink(temp.c_str());
-    return absl::DataLossError(absl::StrCat("cannot flush ", temp, ": ", error));
-  }
-  if (rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string error = std::strerror(errno);
-    unlink(temp.c_str());
-    return absl::DataLossError(absl::StrCat("cannot rename ", temp, " to ", path, ": ", error));
   }
   return absl::OkStatus();
 }

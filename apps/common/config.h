@@ -61,9 +61,6 @@ std::string ConfigToText(const google::protobuf::Message& config);
 // Writes ConfigToText(config) to `directory`/config.pbtxt via a temporary file + rename.
 absl::Status WriteConfig(const std::string& directory, const google::protobuf::Message& config);
 
-// Writes `contents` to `path` atomically: a temporary file in the same folder, flushed and
-// fsynced, then renamed over `path`. Readers never see a half-written file.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
 // Creates `directory` and its parents (like mkdir -p).
 absl::Status MakeDirectories(const std::string& directory);
 

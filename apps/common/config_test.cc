@@ -1,8 +1,6 @@
 #include "apps/common/config.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include "apps/common/test_app.pb.h"
 #include "apps/common/test_files.h"
@@ -98,17 +96,15 @@ TEST(ConfigTest, EffectiveConfigPrintsDefaultsAndRoundTrips) {
   EXPECT_EQ(back.schedule().steps(), 1000);
 }
 
-TEST(ConfigTest, WriteFileAtomicallyReplacesContent) {
-  const std::string path = TestTempDir() + "/atomic.txt";
-  ASSERT_TRUE(WriteFileAtomically(path, "first").ok());
-  ASSERT_TRUE(WriteFileAtomically(path, "second").ok());
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), "second");
-  EXPECT_FALSE(WriteFileAtomically(TestTempDir() + "/no/such/dir/x", "y").ok());
+TEST(ConfigTest, MakeDirectoriesCreatesParents) {
   ASSERT_TRUE(MakeDirectories(TestTempDir() + "/a/b/c").ok());
-  EXPECT_TRUE(WriteFileAtomically(TestTempDir() + "/a/b/c/x", "y").ok());
+  EXPECT_TRUE(MakeDirectories(TestTempDir() + "/a/b/c").ok());  // existing: fine
+  EXPECT_TRUE(WriteConfig(TestTempDir() + "/a/b/c", testing::TestAppConfig()).ok());
+  EXPECT_TRUE(FileExists(TestTempDir() + "/a/b/c/config.pbtxt"));
+  ASSERT_TRUE(WriteConfig(TestTempDir() + "/a", testing::TestAppConfig()).ok());
+  const absl::Status not_directory = MakeDirectories(TestTempDir() + "/a/config.pbtxt");
+  EXPECT_EQ(not_directory.code(), absl::StatusCode::kFailedPrecondition) << not_directory;
+  EXPECT_NE(not_directory.message().find("not a directory"), std::string::npos) << not_directory;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "apps/common/config.h"
+#include "apps/common/file_io.h"
 
 namespace otgen::apps {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 #include "nn/status_macros.h"
 
 namespace otgen::eval {
@@ -105,7 +105,7 @@ absl::StatusOr<ot::RowMatrixXf> ParseCsvMatrix(absl::string_view text, absl::str
 }
 
 absl::StatusOr<ot::RowMatrixXf> ReadCsvMatrix(const std::string& path, const CsvMatrixOptions& options) {
-  OTGEN_ASSIGN_OR_RETURN(std::string text, internal::ReadFileToString(path));
+  OTGEN_ASSIGN_OR_RETURN(std::string text, apps::ReadFileToString(path));
   return ParseCsvMatrix(text, path, options);
 }
 
@@ -119,7 +119,7 @@ absl::Status WriteCsvMatrix(const std::string& path, const Eigen::Ref<const ot::
     }
     out.push_back('\n');
   }
-  return internal::WriteFileAtomically(path, out);
+  return apps::WriteFileAtomically(path, out);
 }
 
 }  // namespace otgen::eval

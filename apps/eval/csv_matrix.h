@@ -13,7 +13,7 @@
 //   * every row has the column count of the first row.
 // The result is n rows x d columns (row-major, `ot::RowMatrixXf`), as the ot solvers take point
 // clouds. Errors are InvalidArgumentError naming "<path>:<line>" and what was expected (or the
-// file_io codes, e.g. NotFound, for I/O failures).
+// apps/common/file_io.h codes, e.g. NotFound, for I/O failures).
 //
 // Writing uses "%.9g" (float32 round-trips exactly), comma-separated, through a temporary
 // file renamed over the target.

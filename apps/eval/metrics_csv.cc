@@ -8,7 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 #include "nn/status_macros.h"
 
 namespace otgen::eval {
@@ -155,7 +155,7 @@ absl::StatusOr<MetricsTable> ParseMetricsCsv(absl::string_view text, absl::strin
 }
 
 absl::StatusOr<MetricsTable> ReadMetricsCsv(const std::string& path) {
-  OTGEN_ASSIGN_OR_RETURN(std::string text, internal::ReadFileToString(path));
+  OTGEN_ASSIGN_OR_RETURN(std::string text, apps::ReadFileToString(path));
   return ParseMetricsCsv(text, path);
 }
 

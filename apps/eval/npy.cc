@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 #include "nn/status_macros.h"
 
 namespace otgen::eval {
@@ -154,8 +154,8 @@ T LoadElement(const char* data, int64_t index) {
 absl::StatusOr<NpyHeader> ParseHeaderImpl(absl::string_view prefix, uint64_t file_size, absl::string_view path);
 
 // Opens `path` and parses its header, reading only the preamble and the header dict.
-absl::StatusOr<std::pair<internal::InputFile, NpyHeader>> OpenNpy(const std::string& path) {
-  OTGEN_ASSIGN_OR_RETURN(internal::InputFile file, internal::InputFile::Open(path));
+absl::StatusOr<std::pair<apps::InputFile, NpyHeader>> OpenNpy(const std::string& path) {
+  OTGEN_ASSIGN_OR_RETURN(apps::InputFile file, apps::InputFile::Open(path));
   std::string prefix(static_cast<size_t>(std::min<uint64_t>(file.size(), kMagicSize + 2 + 4)), '\0');
   OTGEN_RETURN_IF_ERROR(file.ReadAt(0, prefix.data(), prefix.size()));
   if (prefix.size() >= kMagicSize + 4 && prefix.substr(0, kMagicSize) == absl::string_view(kMagic, kMagicSize)) {
@@ -341,7 +341,7 @@ namespace {
 template <typename Allocate>
 absl::StatusOr<NpyHeader> ReadFloatsInto(const std::string& path, Allocate allocate) {
   OTGEN_ASSIGN_OR_RETURN(auto opened, OpenNpy(path));
-  const internal::InputFile& file = opened.first;
+  const apps::InputFile& file = opened.first;
   const NpyHeader& h = opened.second;
   OTGEN_ASSIGN_OR_RETURN(float* out, allocate(h));
   const int64_t n = h.num_elements;
@@ -408,7 +408,7 @@ absl::StatusOr<NpyFloatArray> ReadNpy(const std::string& path) {
 
 absl::StatusOr<NpyInt64Array> ReadNpyInt64(const std::string& path) {
   OTGEN_ASSIGN_OR_RETURN(auto opened, OpenNpy(path));
-  const internal::InputFile& file = opened.first;
+  const apps::InputFile& file = opened.first;
   const NpyHeader& h = opened.second;
   if (h.dtype == NpyDtype::kFloat32 || h.dtype == NpyDtype::kFloat64) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": .npy dtype ", NpyDtypeName(h.dtype),
@@ -504,7 +504,7 @@ absl::Status WriteNpy(const std::string& path, absl::Span<const int64_t> shape, 
   if (!bytes.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", bytes.status().message()));
   }
-  return internal::WriteFileAtomically(path, *bytes);
+  return apps::WriteFileAtomically(path, *bytes);
 }
 
 absl::Status WriteNpyMatrix(const std::string& path, const Eigen::Ref<const ot::RowMatrixXf>& matrix) {

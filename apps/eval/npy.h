@@ -22,8 +22,8 @@
 //
 // Errors name the file and what was expected: InvalidArgumentError for a bad magic, an
 // unsupported version or dtype, Fortran order, a malformed header or a value that does not
-// convert; DataLossError for truncated or oversized data; the file_io codes (NotFound, ...)
-// for I/O failures.
+// convert; DataLossError for truncated or oversized data; the codes of apps/common/file_io.h
+// (NotFound, ...) for I/O failures.
 //
 // Usage:
 //   OTGEN_ASSIGN_OR_RETURN(otgen::ot::RowMatrixXf x, otgen::eval::ReadNpyMatrix("x.npy"));

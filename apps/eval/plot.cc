@@ -14,7 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 #include "nn/status_macros.h"
 
 namespace otgen::eval {
@@ -714,13 +714,13 @@ absl::StatusOr<std::string> Figure::RenderSvg() const {
 absl::Status Figure::WritePng(const std::string& path) const {
   absl::StatusOr<std::string> png = RenderPng();
   if (!png.ok()) return WithPath(png.status(), path);
-  return internal::WriteFileAtomically(path, *png);
+  return apps::WriteFileAtomically(path, *png);
 }
 
 absl::Status Figure::WriteSvg(const std::string& path) const {
   absl::StatusOr<std::string> svg = RenderSvg();
   if (!svg.ok()) return WithPath(svg.status(), path);
-  return internal::WriteFileAtomically(path, *svg);
+  return apps::WriteFileAtomically(path, *svg);
 }
 
 absl::Status Figure::Write(const std::string& path) const {
@@ -881,7 +881,7 @@ absl::Status WriteImageGrid(const std::string& path, absl::Span<const float> pix
                             int height, int width, const ImageGridOptions& options) {
   absl::StatusOr<std::string> png = EncodeImageGridPng(pixels, n, channels, height, width, options);
   if (!png.ok()) return WithPath(png.status(), path);
-  return internal::WriteFileAtomically(path, *png);
+  return apps::WriteFileAtomically(path, *png);
 }
 
 absl::Status WriteImageGrid(const std::string& path, const nn::Tensor& images, const ImageGridOptions& options) {

@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 #include "apps/eval/npy.h"
 #include "data/synthetic2d.h"
 #include "nn/status_macros.h"
@@ -250,7 +250,7 @@ absl::Status AppendScoresCsv(const std::string& path, const SampleScores& scores
   const std::map<std::string, double> row = scores.AsRow();
   const std::string header = absl::StrJoin(cols, ",");
   std::string text;
-  absl::StatusOr<std::string> existing = internal::ReadFileToString(path);
+  absl::StatusOr<std::string> existing = apps::ReadFileToString(path);
   if (existing.ok() && !existing->empty()) {
     const absl::string_view first = absl::StripTrailingAsciiWhitespace(
         absl::string_view(*existing).substr(0, existing->find('\n')));
@@ -275,7 +275,7 @@ absl::Status AppendScoresCsv(const std::string& path, const SampleScores& scores
     fields.push_back(it == row.end() ? "" : Csv(it->second));
   }
   absl::StrAppend(&text, absl::StrJoin(fields, ","), "\n");
-  return internal::WriteFileAtomically(path, text);
+  return apps::WriteFileAtomically(path, text);
 }
 
 }  // namespace otgen::eval

@@ -1,4 +1,4 @@
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace otgen::eval::internal {
+namespace otgen::apps {
 namespace {
 
 // Closes a file descriptor when it goes out of scope.
@@ -180,4 +180,4 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
   return absl::OkStatus();
 }
 
-}  // namespace otgen::eval::internal
+}  // namespace otgen::apps

@@ -1,16 +1,32 @@
-#include "apps/eval/file_io.h"
+#include "apps/common/file_io.h"
 
+#include <filesystem>
+#include <initializer_list>
 #include <string>
 
-#include "apps/eval/test_util.h"
+#include "apps/common/test_files.h"
 #include "gtest/gtest.h"
 
-namespace otgen::eval::internal {
+namespace otgen::apps {
 namespace {
 
-using testutil::ReadBytes;
-using testutil::StatusIs;
-using testutil::TempPath;
+std::string TempPath(const std::string& name) { return TestTempDir() + "/" + name; }
+std::string ReadBytes(const std::string& path) { return ReadTestFile(path); }
+
+// `status` has `code` and its message contains every one of `parts`.
+::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
+                                    std::initializer_list<std::string> parts) {
+  if (status.code() != code) {
+    return ::testing::AssertionFailure() << "code " << absl::StatusCodeToString(status.code()) << ", expected "
+                                         << absl::StatusCodeToString(code) << ": " << status;
+  }
+  for (const std::string& part : parts) {
+    if (status.message().find(part) == std::string::npos) {
+      return ::testing::AssertionFailure() << "message lacks '" << part << "': " << status;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
 
 TEST(FileIoTest, WriteThenReadBack) {
   const std::string path = TempPath("io.bin");
@@ -51,8 +67,13 @@ TEST(FileIoTest, Errors) {
                        {"no/such/dir/f"}));
   EXPECT_TRUE(StatusIs(WriteFileAtomically("", "x"), absl::StatusCode::kInvalidArgument, {"empty file path"}));
   // A directory in place of the target: the rename fails and the temporary file is removed.
-  EXPECT_FALSE(WriteFileAtomically(dir, "x").ok());
+  const std::string target = TempPath("a_directory");
+  ASSERT_TRUE(std::filesystem::create_directory(target));
+  EXPECT_FALSE(WriteFileAtomically(target, "x").ok());
+  for (const auto& entry : std::filesystem::directory_iterator(TempPath(""))) {
+    EXPECT_EQ(entry.path().filename().string().find("a_directory.tmp"), std::string::npos) << entry.path();
+  }
 }
 
 }  // namespace
-}  // namespace otgen::eval::internal
+}  // namespace otgen::apps

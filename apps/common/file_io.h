@@ -1,18 +1,19 @@
-// Whole-file reads and atomic writes for the evaluation libraries (internal to apps/eval).
+// Whole-file reads and atomic writes for the apps and their evaluation libraries.
 //
-// Every file apps/eval writes (.npy arrays, CSV matrices, PNG/SVG plots) goes through
-// `WriteFileAtomically`: the bytes are written to a temporary file beside the target
-// ("<path>.tmp.<pid>.<counter>"), flushed with fsync, then renamed over `path`, so a reader
-// never sees a half-written file and an interrupted run leaves the previous file intact.
+// Every file the apps write (configs, metrics.csv, .npy arrays, CSV matrices, PNG/SVG plots)
+// goes through `WriteFileAtomically`: the bytes are written to a temporary file beside the
+// target ("<path>.tmp.<pid>.<counter>"), flushed with fsync, then renamed over `path`, so a
+// reader never sees a half-written file and an interrupted run leaves the previous file intact.
+// (Checkpoints have their own writer in nn/checkpoint.h, below apps/.)
 //
-//   OTGEN_ASSIGN_OR_RETURN(std::string bytes, internal::ReadFileToString(path));
-//   OTGEN_RETURN_IF_ERROR(internal::WriteFileAtomically(path, bytes));
+//   OTGEN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+//   OTGEN_RETURN_IF_ERROR(WriteFileAtomically(path, bytes));
 //
 // Status codes name the path: NotFoundError (missing file or directory),
 // PermissionDeniedError, InvalidArgumentError (not a regular file, empty path),
 // DataLossError (a read or write failing midway), InternalError otherwise.
-#ifndef OTGEN_APPS_EVAL_FILE_IO_H_
-#define OTGEN_APPS_EVAL_FILE_IO_H_
+#ifndef OTGEN_APPS_COMMON_FILE_IO_H_
+#define OTGEN_APPS_COMMON_FILE_IO_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace otgen::eval::internal {
+namespace otgen::apps {
 
 // The whole content of the regular file at `path`.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
@@ -62,6 +63,6 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
 // code matching errno (ENOENT -> NotFound, EACCES/EPERM -> PermissionDenied, ...).
 absl::Status ErrnoStatus(int error_number, absl::string_view operation, const std::string& path);
 
-}  // namespace otgen::eval::internal
+}  // namespace otgen::apps
 
-#endif  // OTGEN_APPS_EVAL_FILE_IO_H_
+#endif  // OTGEN_APPS_COMMON_FILE_IO_H_
