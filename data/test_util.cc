@@ -31,19 +31,4 @@ void AppendBigEndian32(uint32_t value, std::string* out) {
   out->push_back(static_cast<char>(value & 0xff));
 }
 
-::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
-                                    std::initializer_list<std::string_view> parts) {
-  // OTGEN_PRINT_STATUS=1 (via --test_env) shows every checked status, to review messages.
-  if (const char* print = std::getenv("OTGEN_PRINT_STATUS"); print != nullptr && print[0] == '1') {
-    std::fprintf(stderr, "[status] %s\n", status.ToString().c_str());
-  }
-  bool ok = status.code() == code;
-  for (std::string_view part : parts)
-    ok = ok && status.message().find(absl::string_view(part.data(), part.size())) != absl::string_view::npos;
-  if (ok) return ::testing::AssertionSuccess();
-  std::string expected = absl::StatusCodeToString(code);
-  for (std::string_view part : parts) absl::StrAppend(&expected, " containing \"", std::string(part), "\"");
-  return ::testing::AssertionFailure() << "expected status " << expected << "\n     got " << status;
-}
-
 }  // namespace otgen::data::testutil

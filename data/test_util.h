@@ -4,12 +4,12 @@
 #define OTGEN_DATA_TEST_UTIL_H_
 
 #include <cstdint>
-#include <initializer_list>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "nn/status_matchers.h"
 
 namespace otgen::data::testutil {
 
@@ -22,11 +22,8 @@ void WriteBytes(const std::string& path, std::string_view bytes);
 // Appends `value` as 4 big-endian bytes.
 void AppendBigEndian32(uint32_t value, std::string* out);
 
-// Success when `status` has `code` and its message contains every one of `parts`;
-// otherwise a failure showing what was expected and what came back. Use with EXPECT_TRUE.
-// With OTGEN_PRINT_STATUS=1 in the environment every status is printed to stderr.
-::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
-                                    std::initializer_list<std::string_view> parts);
+// StatusIs(status, code, {parts...}): nn/status_matchers.h.
+using ::otgen::nn::StatusIs;
 
 }  // namespace otgen::data::testutil
 

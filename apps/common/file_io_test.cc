@@ -1,11 +1,11 @@
 #include "apps/common/file_io.h"
 
 #include <filesystem>
-#include <initializer_list>
 #include <string>
 
 #include "apps/common/test_files.h"
 #include "gtest/gtest.h"
+#include "nn/status_matchers.h"
 
 namespace otgen::apps {
 namespace {
@@ -13,20 +13,7 @@ namespace {
 std::string TempPath(const std::string& name) { return TestTempDir() + "/" + name; }
 std::string ReadBytes(const std::string& path) { return ReadTestFile(path); }
 
-// `status` has `code` and its message contains every one of `parts`.
-::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
-                                    std::initializer_list<std::string> parts) {
-  if (status.code() != code) {
-    return ::testing::AssertionFailure() << "code " << absl::StatusCodeToString(status.code()) << ", expected "
-                                         << absl::StatusCodeToString(code) << ": " << status;
-  }
-  for (const std::string& part : parts) {
-    if (status.message().find(part) == std::string::npos) {
-      return ::testing::AssertionFailure() << "message lacks '" << part << "': " << status;
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
+using ::otgen::nn::StatusIs;
 
 TEST(FileIoTest, WriteThenReadBack) {
   const std::string path = TempPath("io.bin");

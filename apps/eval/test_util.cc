@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 namespace otgen::eval::testutil {
 
@@ -34,16 +33,6 @@ std::string ReadBytes(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
-                                    std::initializer_list<absl::string_view> parts) {
-  bool ok = status.code() == code;
-  for (absl::string_view part : parts) ok = ok && status.message().find(part) != absl::string_view::npos;
-  if (ok) return ::testing::AssertionSuccess();
-  std::string expected = absl::StatusCodeToString(code);
-  for (absl::string_view part : parts) absl::StrAppend(&expected, " containing \"", part, "\"");
-  return ::testing::AssertionFailure() << "expected status " << expected << "\n     got " << status;
 }
 
 }  // namespace otgen::eval::testutil

@@ -3,12 +3,12 @@
 #ifndef OTGEN_APPS_EVAL_TEST_UTIL_H_
 #define OTGEN_APPS_EVAL_TEST_UTIL_H_
 
-#include <initializer_list>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "nn/status_matchers.h"
 
 namespace otgen::eval::testutil {
 
@@ -21,10 +21,8 @@ void WriteBytes(const std::string& path, absl::string_view bytes);
 // Reads a whole file; aborts the test binary on failure.
 std::string ReadBytes(const std::string& path);
 
-// Success when `status` has `code` and its message contains every one of `parts`.
-// Use with EXPECT_TRUE.
-::testing::AssertionResult StatusIs(const absl::Status& status, absl::StatusCode code,
-                                    std::initializer_list<absl::string_view> parts);
+// StatusIs(status, code, {parts...}): nn/status_matchers.h.
+using ::otgen::nn::StatusIs;
 
 }  // namespace otgen::eval::testutil
 
