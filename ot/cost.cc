@@ -14,6 +14,11 @@
 #include "absl/strings/str_format.h"
 #include "oneapi/dnnl/dnnl.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define OTGEN_OT_COST_AVX512 1
+#endif
+
 namespace otgen::ot {
 namespace {
 
@@ -137,6 +142,81 @@ void SquaredDistanceTile(const ConstPoints& x, const ConstVector& x_sq, const Co
   }
 }
 
+// The L1 kernels above the direct dimension. The distance tile keeps an R x C block of sums in
+// registers (each x and y chunk loaded once for the block, R * C independent dependency chains);
+// the gradient keeps R rows' 64-coordinate chunks of x and of the running sum in registers while
+// it sweeps over the targets. Both take the coordinate tail with masked loads. Without AVX-512 the
+// same blocks are plain loops.
+#ifdef OTGEN_OT_COST_AVX512
+// Lanes [0, count) set, count clamped to [0, 16].
+__mmask16 LaneMask(Index count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF)
+                     : static_cast<__mmask16>(count <= 0 ? 0u : (1u << count) - 1u);
+}
+#endif
+
+// out[r * ldo + c] = mult * sum_k |x[r][k] - y[c][k]| for r < R, c < C.
+template <int R, int C>
+void L1Block(const float* const* x, const float* const* y, Index d, float mult, float* out, Index ldo) {
+#ifdef OTGEN_OT_COST_AVX512
+  __m512 acc[R][C];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (Index k = 0; k < d; k += 16) {
+    const __mmask16 mask = LaneMask(d - k);
+    __m512 xv[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) xv[r] = _mm512_maskz_loadu_ps(mask, x[r] + k);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m512 yv = _mm512_maskz_loadu_ps(mask, y[c] + k);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_add_ps(acc[r][c], _mm512_abs_ps(_mm512_sub_ps(xv[r], yv)));
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) out[r * ldo + c] = mult * _mm512_reduce_add_ps(acc[r][c]);
+  }
+#else
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const float* xr = x[r];
+      const float* yc = y[c];
+      float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+      for (Index k = 0; k < d; ++k) s += std::fabs(xr[k] - yc[k]);
+      out[r * ldo + c] = mult * s;
+    }
+  }
+#endif
+}
+
+// The rows [i, i + R) of the tile against every y_j: blocks of four targets, then the rest.
+template <int R>
+void L1TileRows(const ConstPoints& x, Index i, const ConstPoints& y, float mult, Eigen::Ref<RowMatrixXf> out) {
+  const Index d = x.cols(), m = y.rows();
+  const Index ldo = RowStride(out.outerStride(), m);
+  const float* xr[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) xr[r] = Row(x, i + r);
+  Index j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const float* yc[4] = {Row(y, j), Row(y, j + 1), Row(y, j + 2), Row(y, j + 3)};
+    L1Block<R, 4>(xr, yc, d, mult, &out(i, j), ldo);
+  }
+  for (; j < m; ++j) {
+    const float* yc[1] = {Row(y, j)};
+    L1Block<R, 1>(xr, yc, d, mult, &out(i, j), ldo);
+  }
+}
+
 // out(i, j) = mult * sum_k |x_ik - y_jk|.
 void L1Tile(const ConstPoints& x, const ConstPoints& y, float mult, Eigen::Ref<RowMatrixXf> out) {
   const Index d = x.cols();
@@ -144,16 +224,89 @@ void L1Tile(const ConstPoints& x, const ConstPoints& y, float mult, Eigen::Ref<R
     DirectSmallDimTile(x, y, mult, AbsDiff(), out);
     return;
   }
-  for (Index i = 0; i < x.rows(); ++i) {
-    const float* xi = Row(x, i);
-    for (Index j = 0; j < y.rows(); ++j) {
-      const float* yj = Row(y, j);
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (Index k = 0; k < d; ++k) s += std::fabs(xi[k] - yj[k]);
-      out(i, j) = mult * s;
+  Index i = 0;
+  for (; i + 4 <= x.rows(); i += 4) L1TileRows<4>(x, i, y, mult, out);
+  for (; i < x.rows(); ++i) L1TileRows<1>(x, i, y, mult, out);
+}
+
+// grad(i, :) += mult * sum_j w_ij sign(x_i - y_j) (componentwise, sign(0) = 0) for the rows
+// [i, i + R) of x.
+template <int R>
+void L1GradientRows(const ConstPoints& x, Index i, const ConstPoints& y, const Eigen::Ref<const RowMatrixXf>& w,
+                    float mult, Eigen::Ref<RowMatrixXf> grad) {
+  const Index d = x.cols(), m = y.rows();
+  const float* xr[R];
+  const float* wr[R];
+  float* gr[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    xr[r] = Row(x, i + r);
+    wr[r] = Row(w, i + r);
+    gr[r] = &grad(i + r, 0);
+  }
+#ifdef OTGEN_OT_COST_AVX512
+  constexpr int kVectors = 4;  // 64 coordinates per sweep
+  for (Index k0 = 0; k0 < d; k0 += 16 * kVectors) {
+    __mmask16 mask[kVectors];
+    __m512 xv[R][kVectors], acc[R][kVectors];
+#pragma GCC unroll 16
+    for (int v = 0; v < kVectors; ++v) {
+      mask[v] = LaneMask(d - k0 - 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        xv[r][v] = _mm512_maskz_loadu_ps(mask[v], xr[r] + k0 + 16 * v);
+        acc[r][v] = _mm512_setzero_ps();
+      }
+    }
+    for (Index j = 0; j < m; ++j) {
+      __m512 wv[R];
+      bool any = false;
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        any |= wr[r][j] != 0.0f;
+        wv[r] = _mm512_set1_ps(mult * wr[r][j]);
+      }
+      if (!any) continue;
+      const float* yj = Row(y, j) + k0;
+#pragma GCC unroll 16
+      for (int v = 0; v < kVectors; ++v) {
+        if (mask[v] == 0) break;  // the last chunk of a small dimension
+        const __m512 yv = _mm512_maskz_loadu_ps(mask[v], yj + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          // +w where x > y, -w where x < y; nothing at ties (and NaN).
+          const __mmask16 gt = _mm512_cmp_ps_mask(xv[r][v], yv, _CMP_GT_OQ);
+          const __mmask16 lt = _mm512_cmp_ps_mask(xv[r][v], yv, _CMP_LT_OQ);
+          acc[r][v] = _mm512_mask_sub_ps(_mm512_mask_add_ps(acc[r][v], gt, acc[r][v], wv[r]), lt, acc[r][v], wv[r]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+      for (int v = 0; v < kVectors; ++v) {
+        float* g = gr[r] + k0 + 16 * v;
+        _mm512_mask_storeu_ps(g, mask[v], _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], g), acc[r][v]));
+      }
     }
   }
+#else
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    for (Index j = 0; j < m; ++j) {
+      const float wj = wr[r][j] * mult;
+      if (wj == 0.0f) continue;
+      const float* xi = xr[r];
+      const float* yj = Row(y, j);
+      float* gi = gr[r];
+#pragma omp simd
+      for (Index k = 0; k < d; ++k) {
+        const float diff = xi[k] - yj[k];
+        gi[k] += wj * static_cast<float>((diff > 0.0f) - (diff < 0.0f));
+      }
+    }
+  }
+#endif
 }
 
 // grad(i, :) += rowsum(w)_i * x_i * coef_x - coef_wy * (w y)_i.
@@ -478,21 +631,9 @@ void AccumulateCostGradientTile(const Cost& cost, const Eigen::Ref<const RowMatr
       break;
     }
     case CostKind::kL1: {
-      for (Index i = 0; i < n; ++i) {
-        const float* xi = Row(x, i);
-        const float* wi = Row(weights, i);
-        float* gi = &grad(i, 0);
-        for (Index j = 0; j < m; ++j) {
-          const float w = wi[j] * inv_s;
-          if (w == 0.0f) continue;
-          const float* yj = Row(y, j);
-#pragma omp simd
-          for (Index k = 0; k < d; ++k) {
-            const float diff = xi[k] - yj[k];
-            gi[k] += w * static_cast<float>((diff > 0.0f) - (diff < 0.0f));
-          }
-        }
-      }
+      Index i = 0;
+      for (; i + 2 <= n; i += 2) L1GradientRows<2>(x, i, y, weights, inv_s, grad);
+      for (; i < n; ++i) L1GradientRows<1>(x, i, y, weights, inv_s, grad);
       break;
     }
     case CostKind::kCosine: {

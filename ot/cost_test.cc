@@ -42,8 +42,9 @@ std::vector<Cost> AllCosts() {
           Cost::Cosine(0.5f)};
 }
 
-// The dimensions exercise the direct kernels (d <= kCostDirectMaxDim) and the sgemm path.
-const int kDims[] = {1, 2, 7, 16, 17, 40};
+// The dimensions exercise the direct kernels (d <= kCostDirectMaxDim), the sgemm path and the
+// blocked L1 kernels (16-lane chunks with and without a masked tail, more than one 64-lane sweep).
+const int kDims[] = {1, 2, 7, 16, 17, 40, 64, 100, 131};
 
 TEST(CostTest, TileMatchesNaiveLoopsForEveryCostAndDimension) {
   std::mt19937_64 gen = SeededGen(1);
@@ -52,10 +53,11 @@ TEST(CostTest, TileMatchesNaiveLoopsForEveryCostAndDimension) {
       SCOPED_TRACE(cost.ToString() + " d=" + std::to_string(d));
       // Offset clouds so that the squared-norm (sgemm) path has some cancellation to handle.
       const RowMatrixXf x = RandomPoints(gen, 13, d, 0.0f, 2.0f);
-      const RowMatrixXf y = RandomPoints(gen, 300, d, -1.0f, 1.5f);
+      // 13 x 301: blocks of four rows and four targets with a remainder of each.
+      const RowMatrixXf y = RandomPoints(gen, 301, d, -1.0f, 1.5f);
       const RowMatrixXf c = CostMatrix(cost, x, y);
       ASSERT_EQ(c.rows(), 13);
-      ASSERT_EQ(c.cols(), 300);
+      ASSERT_EQ(c.cols(), 301);
       double max_abs = 0.0;
       for (int i = 0; i < x.rows(); ++i) {
         for (int j = 0; j < y.rows(); ++j) {
@@ -174,7 +176,7 @@ TEST(CostTest, GradientAtCoincidentPointsIsZero) {
 TEST(CostTest, WeightedGradientTileMatchesSumOfPairGradients) {
   std::mt19937_64 gen = SeededGen(4);
   for (const Cost& cost : AllCosts()) {
-    for (const int d : {2, 16, 33}) {
+    for (const int d : {2, 16, 33, 64, 131}) {
       SCOPED_TRACE(cost.ToString() + " d=" + std::to_string(d));
       const int n = 9, m = 70;
       const RowMatrixXf x = RandomPoints(gen, n, d, 0.0f, 1.0f);
@@ -203,6 +205,36 @@ TEST(CostTest, WeightedGradientTileMatchesSumOfPairGradients) {
           ASSERT_NEAR(grad(i, k) - initial(i, k), expected[k], 1e-5 * scale + 1e-5)
               << "row " << i << " component " << k;
         }
+      }
+    }
+  }
+}
+
+// sign(0) = 0 in the L1 tile as in CostGradientX: targets that share coordinates with x_i
+// (exact ties) add nothing there, and zero weights add nothing at all.
+TEST(CostTest, L1GradientTileIgnoresTiesAndZeroWeights) {
+  std::mt19937_64 gen = SeededGen(6);
+  const Cost cost = Cost::L1(3.0f);
+  for (const int d : {5, 100}) {
+    SCOPED_TRACE("d=" + std::to_string(d));
+    const int n = 5, m = 12;
+    const RowMatrixXf x = RandomPoints(gen, n, d);
+    RowMatrixXf y = RandomPoints(gen, m, d);
+    for (int j = 0; j < m; ++j) {
+      for (int k = j % 3; k < d; k += 3) y(j, k) = x(j % n, k);  // a third of them tied
+    }
+    RowMatrixXf w = RandomPoints(gen, n, m, 0.5f, 1.0f);
+    for (int i = 0; i < n; ++i) w(i, (2 * i) % m) = 0.0f;
+    RowMatrixXf grad = RowMatrixXf::Zero(n, d);
+    AccumulateCostGradientTile(cost, x, CostPointData(cost, x), y, CostPointData(cost, y), w, grad);
+    for (int i = 0; i < n; ++i) {
+      for (int k = 0; k < d; ++k) {
+        double expected = 0.0;
+        for (int j = 0; j < m; ++j) {
+          const double diff = static_cast<double>(x(i, k)) - y(j, k);
+          expected += w(i, j) / 3.0 * ((diff > 0.0) - (diff < 0.0));
+        }
+        ASSERT_NEAR(grad(i, k), expected, 1e-5) << "row " << i << " component " << k;
       }
     }
   }
