@@ -112,22 +112,78 @@ class AlignedBuffer {
   size_t bytes_ = 0;
 };
 
-// Whether the `bytes` at `data` equal *last (exactly, memcmp); when not, *last becomes a copy
-// of them. Reordered or rearranged copies of weights are reused while this holds.
-bool SameBytesAsLast(const void* data, size_t bytes, std::vector<char>* last) {
-  if (last->size() == bytes && std::memcmp(last->data(), data, bytes) == 0) return true;
-  last->assign(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
-  return false;
-}
+// Reordered (or rearranged) copies of the weight tensors that pass through one plan. Several
+// weight tensors share a plan when layers have the same geometry: the phi and psi critics of a
+// regularized-OT GAN, the three dual pairs of a Sinkhorn-loss SWGAN (seed 001 Algorithm 2), a
+// generator's transposed convolution and a critic's convolution of the same shape (one
+// backward-data plan). Each is passed again unchanged several times between two optimizer
+// steps (the critic of a WGAN-GP step runs each convolution forward 4-5 times), so its copy is
+// reused while the caller's values are unchanged: an entry is found by the caller's data
+// pointer (else by equal values), and reused only when the caller's bytes compare equal
+// (memcmp: exact) to those it was built from. memcmp is 4-6x cheaper than the f32 -> blocked
+// bf16 reorder it saves (0.1 vs 0.62 ms for a 256x128x5x5 weight). Up to kEntries tensors, the
+// least recently used entry rebuilt for a new one. (With one entry per plan, the SWGAN MNIST
+// Sinkhorn-loss panel rebuilt 9 copies of its 256x128x5x5 weights per generator iteration
+// where 5 changed; ONEDNN_VERBOSE, 30 iterations from its step-1000 checkpoint.)
+std::atomic<int64_t> weight_copy_builds{0};
 
-// A reordered input that is often passed again unchanged (a layer's weights between two
-// optimizer steps: the critic of a WGAN-GP step runs each convolution forward 4-5 times with
-// the same weights). The plan keeps the caller's last values and their reordered copy, and
-// reuses the copy when the new values compare equal (memcmp: exact, and 4-6x cheaper than the
-// f32 -> blocked bf16 reorder it saves, 0.1 vs 0.62 ms for a 256x128x5x5 weight).
-struct ReorderedInputCache {
-  std::vector<char> last_user;  // the caller's bytes at the last reorder
-  AlignedBuffer prim;           // their reordered copy (prim_md layout)
+class ReorderedWeightsCache {
+ public:
+  struct Entry {
+    const void* source = nullptr;    // the caller's data pointer at the last build
+    std::vector<char> source_bytes;  // the caller's bytes at the last build
+    std::vector<AlignedBuffer> copies;  // the plan's copies (one per consumer: phases have one each)
+    uint64_t last_use = 0;
+  };
+
+  explicit ReorderedWeightsCache(size_t copies_per_entry) : copies_per_entry_(copies_per_entry) {
+    entries_.reserve(kEntries);
+  }
+
+  // The entry for the `bytes` at `data`; *stale is set when its copies must be rebuilt from
+  // them (the entry then already records them as its source).
+  Entry& Lookup(const void* data, size_t bytes, bool* stale) {
+    ++clock_;
+    const char* p = static_cast<const char*>(data);
+    auto same_bytes = [&](const Entry& e) {
+      return e.source_bytes.size() == bytes && std::memcmp(e.source_bytes.data(), p, bytes) == 0;
+    };
+    Entry* entry = nullptr;
+    for (Entry& e : entries_) {
+      if (e.source == data) entry = &e;
+    }
+    if (entry == nullptr) {  // new storage, perhaps a copy of cached values (memcmp stops early when not)
+      for (Entry& e : entries_) {
+        if (same_bytes(e)) entry = &e;
+      }
+      if (entry != nullptr) entry->source = data;
+    }
+    if (entry == nullptr) {
+      if (entries_.size() < kEntries) {
+        entries_.emplace_back();
+        entry = &entries_.back();
+        entry->copies.resize(copies_per_entry_);
+      } else {
+        entry = &*std::min_element(entries_.begin(), entries_.end(),
+                                   [](const Entry& x, const Entry& y) { return x.last_use < y.last_use; });
+      }
+      entry->source = data;
+      entry->source_bytes.clear();
+    }
+    entry->last_use = clock_;
+    *stale = !same_bytes(*entry);
+    if (*stale) {
+      entry->source_bytes.assign(p, p + bytes);
+      weight_copy_builds.fetch_add(1);
+    }
+    return *entry;
+  }
+
+ private:
+  static constexpr size_t kEntries = 8;
+  size_t copies_per_entry_;
+  std::vector<Entry> entries_;  // reserved to kEntries: references stay valid
+  uint64_t clock_ = 0;
 };
 
 // One executable primitive plus the reorders between the callers' plain layouts and the
@@ -140,7 +196,7 @@ struct PrimitivePlan {
     bool output;
     bool reordered;
     dnnl::reorder reorder;  // user -> prim for inputs, prim -> user for outputs
-    std::shared_ptr<ReorderedInputCache> cache;  // reordered inputs marked reusable
+    std::shared_ptr<ReorderedWeightsCache> cache;  // reordered inputs marked reusable
   };
   dnnl::primitive primitive;
   std::vector<Arg> args;
@@ -150,7 +206,7 @@ struct ArgSpec {
   int id;
   memory::desc user_md;
   bool output;
-  bool reusable = false;  // an input worth a ReorderedInputCache (weights)
+  bool reusable = false;  // an input worth a ReorderedWeightsCache (weights)
 };
 
 PrimitivePlan MakePlan(dnnl::primitive primitive, const dnnl::primitive_desc_base& pd,
@@ -165,7 +221,7 @@ PrimitivePlan MakePlan(dnnl::primitive primitive, const dnnl::primitive_desc_bas
     a.prim_md = pd.query_md(dnnl::query::exec_arg_md, s.id);
     a.output = s.output;
     a.reordered = a.prim_md != a.user_md;
-    if (a.reordered && s.reusable && !s.output) a.cache = std::make_shared<ReorderedInputCache>();
+    if (a.reordered && s.reusable && !s.output) a.cache = std::make_shared<ReorderedWeightsCache>(1);
     if (a.reordered) {
       a.reorder = s.output ? dnnl::reorder(dnnl::reorder::primitive_desc(engine, a.prim_md, engine, a.user_md))
                            : dnnl::reorder(dnnl::reorder::primitive_desc(engine, a.user_md, engine, a.prim_md));
@@ -205,12 +261,13 @@ void Execute(const PrimitivePlan& plan, const std::vector<float*>& data) {
       continue;
     }
     if (a.cache != nullptr) {
-      ReorderedInputCache& cache = *a.cache;
-      if (!SameBytesAsLast(data[k], a.user_md.get_size(), &cache.last_user)) {
-        memory prim(a.prim_md, ctx.engine(), cache.prim.Reserve(a.prim_md.get_size(), "oneDNN weights cache"));
+      bool stale = false;
+      AlignedBuffer& copy = a.cache->Lookup(data[k], a.user_md.get_size(), &stale).copies[0];
+      if (stale) {
+        memory prim(a.prim_md, ctx.engine(), copy.Reserve(a.prim_md.get_size(), "oneDNN weights cache"));
         a.reorder.execute(stream, user, prim);
       }
-      exec_args.emplace(a.id, memory(a.prim_md, ctx.engine(), cache.prim.data()));
+      exec_args.emplace(a.id, memory(a.prim_md, ctx.engine(), copy.data()));
       continue;
     }
     memory internal(a.prim_md, ctx.engine(), Scratch(k, a.prim_md.get_size()));
@@ -657,7 +714,6 @@ struct PhaseConvPlan {
     memory::desc weights_user_md;  // K, float32 oihw
     memory::desc weights_md;       // the primitive's weights layout
     dnnl::reorder weights_reorder;  // empty when weights_md is weights_user_md
-    AlignedBuffer weights;          // K in weights_md
     memory::desc dst_md;            // the primitive's output layout (float32)
     memory::desc nhwc_md;           // the interleaving pass reads NHWC
     dnnl::reorder dst_reorder;      // dst_md -> nhwc_md; empty when they are the same
@@ -666,7 +722,8 @@ struct PhaseConvPlan {
   std::vector<Phase> phases;  // index ry * stride + rx
   memory::desc src_user_md, src_md;
   dnnl::reorder src_reorder;  // empty when src_md is src_user_md
-  std::vector<char> last_weights;  // w's bytes when the phases' K were last built
+  // Per weight tensor, each phase's K in its weights_md (copies[k] for phases[k]).
+  std::unique_ptr<ReorderedWeightsCache> weights;
 };
 
 std::shared_ptr<PhaseConvPlan> MakePhaseConvPlan(const ConvShape& c, bool bf16) {
@@ -709,7 +766,6 @@ std::shared_ptr<PhaseConvPlan> MakePhaseConvPlan(const ConvShape& c, bool bf16) 
         if (ph.dst_md != ph.nhwc_md) {
           ph.dst_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, ph.dst_md, engine, ph.nhwc_md));
         }
-        ph.weights.Reserve(ph.weights_md.get_size(), "phase weights");
         plan->phases.push_back(std::move(ph));
       }
     }
@@ -720,6 +776,7 @@ std::shared_ptr<PhaseConvPlan> MakePhaseConvPlan(const ConvShape& c, bool bf16) 
   } catch (const dnnl::error&) {
     return std::make_shared<PhaseConvPlan>();  // no oneDNN kernel for a phase: not usable
   }
+  plan->weights = std::make_unique<ReorderedWeightsCache>(plan->phases.size());
   plan->usable = true;
   return plan;
 }
@@ -747,15 +804,19 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
   dnnl::stream& stream = ctx.stream();
   std::lock_guard<std::mutex> lock(ExecutionMutex());
 
-  // K per phase, rebuilt when w's values differ from the last call's.
-  const size_t w_bytes = sizeof(float) * weights.numel();
-  if (!SameBytesAsLast(weights.data(), w_bytes, &plan.last_weights)) {
+  // K per phase, rebuilt when w's values differ from those its copies were built from.
+  bool stale = false;
+  std::vector<AlignedBuffer>& phase_weights =
+      plan.weights->Lookup(weights.data(), sizeof(float) * weights.numel(), &stale).copies;
+  if (stale) {
     const float* w = weights.data();
     const int64_t kk = c.kh * c.kw;
-    for (PhaseConvPlan::Phase& ph : plan.phases) {
+    for (size_t p = 0; p < plan.phases.size(); ++p) {
+      const PhaseConvPlan::Phase& ph = plan.phases[p];
+      void* phase_k = phase_weights[p].Reserve(ph.weights_md.get_size(), "phase weights");
       const int64_t my = ph.y.taps, mx = ph.x.taps;
       float* k = static_cast<float*>(
-          ph.weights_reorder ? Scratch(kPhaseScratchSlot, ph.weights_user_md.get_size()) : ph.weights.data());
+          ph.weights_reorder ? Scratch(kPhaseScratchSlot, ph.weights_user_md.get_size()) : phase_k);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < c.i; ++i) {
         for (int64_t o = 0; o < c.o; ++o) {
@@ -769,7 +830,7 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
       }
       if (ph.weights_reorder) {
         memory user(ph.weights_user_md, ctx.engine(), k);
-        memory prim(ph.weights_md, ctx.engine(), ph.weights.data());
+        memory prim(ph.weights_md, ctx.engine(), phase_k);
         ph.weights_reorder.execute(stream, user, prim);
         stream.wait();
       }
@@ -787,7 +848,7 @@ Tensor ConvBackwardDataPhases(const Tensor& dst_grad, const Tensor& weights, con
     const PhaseConvPlan::Phase& ph = plan.phases[k];
     memory dst(ph.dst_md, ctx.engine(), Scratch(kPhaseScratchSlot + 2 + k, ph.dst_md.get_size()));
     ph.conv.execute(stream, {{DNNL_ARG_SRC, src},
-                             {DNNL_ARG_WEIGHTS, memory(ph.weights_md, ctx.engine(), ph.weights.data())},
+                             {DNNL_ARG_WEIGHTS, memory(ph.weights_md, ctx.engine(), phase_weights[k].data())},
                              {DNNL_ARG_DST, dst}});
     if (ph.dst_reorder) {
       memory nhwc(ph.nhwc_md, ctx.engine(),
@@ -1083,6 +1144,7 @@ bool AllPositive(const Shape& s) {
 namespace internal {
 void SetConvLayoutForTesting(ConvLayout layout) { conv_layout.store(layout); }
 int64_t PhaseConvolutionRunsForTesting() { return phase_convolution_runs.load(); }
+int64_t WeightCopyBuildsForTesting() { return weight_copy_builds.load(); }
 }  // namespace internal
 
 // ---- Shapes ---------------------------------------------------------------------------------

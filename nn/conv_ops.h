@@ -165,6 +165,9 @@ enum class ConvLayout { kAuto, kPlain, kBlocked, kGemm, kPhases };
 void SetConvLayoutForTesting(ConvLayout layout);
 // How many transposed convolutions (backward-data products) ran on the phase path so far.
 int64_t PhaseConvolutionRunsForTesting();
+// How many times a reordered copy of weights was built so far (a miss of the weights cache,
+// which keeps the copies of up to 8 weight tensors per plan while their values are unchanged).
+int64_t WeightCopyBuildsForTesting();
 }  // namespace internal
 
 }  // namespace otgen::nn

@@ -471,6 +471,54 @@ TEST(ConvWeightsCacheTest, WeightsEditedInPlaceAreReorderedAgain) {
   EXPECT_EQ(values(conv(ConvLayout::kBlocked)), values(y1));
 }
 
+// Weight tensors that share a plan (two critics of one architecture, a generator's transposed
+// convolution and a critic's convolution of the same geometry) keep a reordered copy each:
+// alternating them builds each copy once, every result equals that of a fresh computation bit
+// for bit, an in-place edit of one rebuilds only its copy, and more tensors than the cache
+// holds (8) still give the right results. Blocked convolutions and the phase path.
+TEST(ConvWeightsCacheTest, WeightTensorsSharingAPlanKeepTheirCopies) {
+  Rng rng(22);
+  const Tensor x = Normal({2, 16, 8, 8}, rng);
+  std::vector<Tensor> ws;
+  for (int t = 0; t < 10; ++t) ws.push_back(Normal({32, 16, 3, 3}, rng, 0.3f));
+  const Conv2dGeometry g{.stride = 2, .padding = 1};
+  auto values = [](const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.numel()); };
+  for (const ConvLayout layout : {ConvLayout::kBlocked, ConvLayout::kPhases}) {
+    SCOPED_TRACE(layout == ConvLayout::kBlocked ? "blocked convolution" : "phase transposed convolution");
+    const Tensor input = layout == ConvLayout::kBlocked ? x : Normal({2, 32, 4, 4}, rng);
+    auto apply = [&](const Tensor& w, ConvLayout with) {
+      internal::SetConvLayoutForTesting(with);
+      Tensor y = layout == ConvLayout::kBlocked ? Conv2d(Var(input), Var(w), Var(), g).value()
+                                                : ConvTranspose2d(Var(input), Var(w), Var(), g).value();
+      internal::SetConvLayoutForTesting(ConvLayout::kAuto);
+      return y;
+    };
+    auto run = [&](const Tensor& w) { return values(apply(w, layout)); };
+    auto plain = [&](const Tensor& w) { return apply(w, ConvLayout::kPlain); };
+    const std::vector<float> y0 = run(ws[0]), y1 = run(ws[1]);
+    ASSERT_NE(y0, y1);
+    const int64_t builds = internal::WeightCopyBuildsForTesting();
+    for (int round = 0; round < 3; ++round) {
+      EXPECT_EQ(run(ws[0]), y0);
+      EXPECT_EQ(run(ws[1]), y1);
+    }
+    EXPECT_EQ(internal::WeightCopyBuildsForTesting() - builds, 0) << "alternating two cached tensors";
+    ws[0].data()[3] += 1.0f;  // an optimizer step on one of them
+    const Tensor y0_edited = apply(ws[0], layout);
+    EXPECT_EQ(internal::WeightCopyBuildsForTesting() - builds, 1);
+    EXPECT_NE(values(y0_edited), y0);
+    EXPECT_EQ(run(ws[1]), y1);
+    ExpectClose(y0_edited, plain(ws[0]), 1e-5f, "edited weights against the plain kernel");
+    // Ten tensors through eight entries, twice: each result still that of its own weights.
+    for (int round = 0; round < 2; ++round) {
+      for (int t = 0; t < 10; ++t) {
+        ExpectClose(apply(ws[t], layout), plain(ws[t]), 1e-5f, absl::StrCat("tensor ", t, " of 10, round ", round));
+      }
+    }
+    ws[0].data()[3] -= 1.0f;
+  }
+}
+
 TEST(ConvShapeTest, ValidatesShapes) {
   EXPECT_EQ(*Conv2dOutputShape({64, 1, 28, 28}, {64, 1, 5, 5}, {.stride = 2, .padding = 2}), (Shape{64, 64, 14, 14}));
   EXPECT_EQ(
