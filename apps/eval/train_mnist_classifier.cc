@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "apps/eval/mnist_classifier.h"
 #include "data/mnist.h"
@@ -21,7 +22,7 @@ ABSL_FLAG(bool, force, false, "Retrain even when cached weights exist.");
 
 namespace {
 
-int Run() {
+int Run(const char* argv0) {
   using otgen::eval::MnistClassifier;
   const int threads = absl::GetFlag(FLAGS_threads);
   if (threads < 0) {
@@ -36,13 +37,22 @@ int Run() {
   otgen::eval::MnistClassifierTrainingOptions options;
   options.seed = absl::GetFlag(FLAGS_seed);
   options.epochs = absl::GetFlag(FLAGS_epochs);
+  std::string mnist_dir = absl::GetFlag(FLAGS_mnist_dir);
+  if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
+    absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
+    if (!found.ok()) {
+      std::fprintf(stderr, "train_mnist_classifier: %s\n", found.status().ToString().c_str());
+      return 1;
+    }
+    mnist_dir = *found;
+  }
   const absl::Time start = absl::Now();
-  auto classifier = otgen::eval::LoadOrTrainMnistClassifier(dir, absl::GetFlag(FLAGS_mnist_dir), options);
+  auto classifier = otgen::eval::LoadOrTrainMnistClassifier(dir, mnist_dir, options);
   if (!classifier.ok()) {
     std::fprintf(stderr, "train_mnist_classifier: %s\n", classifier.status().ToString().c_str());
     return 1;
   }
-  auto test = otgen::data::LoadMnist(absl::GetFlag(FLAGS_mnist_dir), otgen::data::Split::kTest, {});
+  auto test = otgen::data::LoadMnist(mnist_dir, otgen::data::Split::kTest, {});
   if (!test.ok()) {
     std::fprintf(stderr, "train_mnist_classifier: %s\n", test.status().ToString().c_str());
     return 1;
@@ -61,5 +71,5 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  return Run();
+  return Run(argv[0]);
 }
