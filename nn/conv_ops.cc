@@ -1066,15 +1066,20 @@ Tensor ConvBackwardWeightsGemm(const Tensor& src, const Tensor& dst_grad, Tensor
 }
 
 // Whether the weight gradient runs as im2col + GEMM (above) rather than oneDNN's kernel: with
-// bf16 operands on AMX (the DCGAN WGAN-GP iteration, networks_bench: 522 -> 348 ms). In float32
-// oneDNN's own kernel is faster (the same iteration: 704 ms, 747 through the GEMM).
+// bf16 operands (on AMX, the DCGAN WGAN-GP iteration, networks_bench: 522 -> 348 ms; on Zen 4's
+// AVX512_BF16, conv_ops_bench BM_ConvBackwardWeightsKernels, 1 thread: Conv2d(128,256,k5,s2,p2)
+// on [64,128,7,7] 12.3 -> 9.7 ms, Conv2d(64,128,...) on [64,64,14,14] 9.1 -> 8.3 ms, and the
+// whole iteration 959-1035 -> 917-939 ms). In float32 oneDNN's own kernel is faster (the same
+// iteration: 704 ms, 747 through the GEMM; on Zen 4 the two convolutions 13.1 / 16.0 ms against
+// 15.3 / 18.2 through the GEMM). Below 16 input channels the GEMM's columns are too few (the
+// first critic layer: 0.48 ms in oneDNN's kernel, 1.8 through the GEMM).
 bool UseGemmBackwardWeights(const ConvShape& c) {
   switch (conv_layout.load()) {
     case internal::ConvLayout::kGemm:
       return true;
     case internal::ConvLayout::kAuto:
     case internal::ConvLayout::kPhases:
-      return c.i >= kMinBlockedChannels && BFloat16OperandsInEffect() && AmxBFloat16Available();
+      return c.i >= kMinBlockedChannels && BFloat16OperandsInEffect();
     default:
       return false;
   }

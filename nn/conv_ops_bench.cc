@@ -149,6 +149,32 @@ BENCHMARK(BM_ConvTransposeKernels)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The weight gradient of the critic's convolutions under each kernel choice (second argument:
+// 0 = kAuto, 1 = im2col + matmul (kGemm); third: bf16), to check kAuto's choice per CPU.
+void BM_ConvBackwardWeightsKernels(benchmark::State& state) {
+  const ConvSpec& s = Specs()[state.range(0)];
+  const internal::ConvLayout layouts[] = {internal::ConvLayout::kAuto, internal::ConvLayout::kGemm};
+  const char* names[] = {"auto", "gemm"};
+  internal::SetConvLayoutForTesting(layouts[state.range(1)]);
+  const ComputePrecisionGuard precision = BenchmarkPrecision(state, 2);
+  const ConvSetup c = MakeSetup(s, false);
+  const Var grad_out = Var::Constant(c.cotangent);
+  NoGradGuard no_grad;
+  const int64_t macs_before_loop = ProductMacs();
+  for (auto _ : state) {
+    Var dw = Conv2dBackwardWeights(c.x, grad_out, c.geometry, s.kernel, s.kernel);
+    benchmark::DoNotOptimize(dw.value().data());
+  }
+  SetProductRateCounters(state, ProductMacs() - macs_before_loop);
+  internal::SetConvLayoutForTesting(internal::ConvLayout::kAuto);
+  state.SetLabel(absl::StrCat(names[state.range(1)], state.range(2) != 0 ? " bf16 " : " ", Label(s)));
+}
+BENCHMARK(BM_ConvBackwardWeightsKernels)
+    ->ArgNames({"spec", "layout", "bf16"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 BENCHMARK(BM_ConvForward)
     ->ArgNames({"spec", "bf16"})
     ->ArgsProduct({benchmark::CreateDenseRange(0, 8, 1), {0, 1}})
