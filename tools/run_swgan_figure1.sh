@@ -46,6 +46,9 @@ if ! [[ $lanes =~ ^[1-9][0-9]*$ ]]; then echo "run_swgan_figure1.sh: --lanes: ex
 if ! [[ $stages =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]]; then
   echo "run_swgan_figure1.sh: --stages: expected increasing step counts like 10000,50000, got '$stages'" >&2; exit 2
 fi
+if [[ $precision != bf16 && $precision != float32 ]]; then
+  echo "run_swgan_figure1.sh: --precision: expected bf16 or float32, got '$precision'" >&2; exit 2
+fi
 if ! [[ $panels =~ ^[a-h]+$ ]]; then echo "run_swgan_figure1.sh: --panels: expected letters a-h, got '$panels'" >&2; exit 2; fi
 IFS=, read -r -a stage_list <<< "$stages"
 for ((i = 1; i < ${#stage_list[@]}; ++i)); do
