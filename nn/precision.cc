@@ -47,14 +47,6 @@ bool NativeBFloat16Available() {
   return available;
 }
 
-bool AmxBFloat16Available() {
-  static const bool available = [] {
-    const auto amx = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
-    return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & amx) == amx;
-  }();
-  return available;
-}
-
 bool BFloat16OperandsInEffect() {
   return CurrentComputePrecision() == ComputePrecision::kBFloat16 && NativeBFloat16Available();
 }

@@ -61,11 +61,6 @@ class ComputePrecisionGuard {
 // True when oneDNN runs bf16 dot products natively on this CPU (AVX512_BF16 or AMX).
 bool NativeBFloat16Available();
 
-// True when oneDNN runs bf16 products on AMX tiles here (Sapphire Rapids and later). Some
-// kernel choices depend on it: oneDNN 2.6's AMX matmul is about 4x faster than its AMX
-// weight-gradient convolution on the same work (nn/conv_ops.cc).
-bool AmxBFloat16Available();
-
 // True when this thread's matrix products and convolutions take bf16 operands: the precision in
 // effect is kBFloat16 and NativeBFloat16Available(). On a CPU without native bf16 (e.g. AVX2 only,
 // where oneDNN 2.6 has no bf16 matmul or convolution at all) kBFloat16 mode computes exactly as
