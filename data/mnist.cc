@@ -129,6 +129,13 @@ std::string GetEnv(const char* name) {
   return v == nullptr ? std::string() : std::string(v);
 }
 
+// The path of the running executable (symlinks resolved), or "" where /proc is absent.
+std::string RunningExecutablePath() {
+  char buffer[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+}
+
 bool HasAnyMnistFile(const std::string& dir) {
   for (std::string_view f :
        {kMnistTrainImagesFile, kMnistTrainLabelsFile, kMnistTestImagesFile, kMnistTestLabelsFile}) {
@@ -282,10 +289,19 @@ absl::StatusOr<InMemoryDataset> LoadMnist(const std::string& directory, Split sp
 }
 
 absl::StatusOr<std::string> FindMnistDirectory(const std::string& argv0) {
+  return internal::FindMnistDirectoryForExecutable(argv0, RunningExecutablePath());
+}
+
+namespace internal {
+
+absl::StatusOr<std::string> FindMnistDirectoryForExecutable(const std::string& argv0, const std::string& executable) {
   std::vector<std::string> candidates;
   AddRunfilesCandidates(GetEnv("RUNFILES_DIR"), &candidates);
   AddRunfilesCandidates(GetEnv("TEST_SRCDIR"), &candidates);
   if (!argv0.empty()) AddRunfilesCandidates(absl::StrCat(argv0, ".runfiles"), &candidates);
+  // A binary run directly (bazel-bin/pkg/name, or a copy with its runfiles folder beside it)
+  // when the caller has no argv[0] to pass, e.g. under benchmark_main.
+  if (!executable.empty()) AddRunfilesCandidates(absl::StrCat(executable, ".runfiles"), &candidates);
   // The working directory of a test or of `bazel run` is <runfiles>/<workspace>.
   candidates.push_back("external/mnist");
   candidates.push_back("../mnist");
@@ -304,5 +320,7 @@ absl::StatusOr<std::string> FindMnistDirectory(const std::string& argv0) {
                    ". Add \"@mnist//:train_images\", \"@mnist//:train_labels\", \"@mnist//:test_images\", "
                    "\"@mnist//:test_labels\" to the target's data, or pass a directory holding the four files"));
 }
+
+}  // namespace internal
 
 }  // namespace otgen::data

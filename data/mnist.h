@@ -88,13 +88,20 @@ absl::StatusOr<InMemoryDataset> LoadMnistFiles(const std::string& images_path, c
 absl::StatusOr<InMemoryDataset> LoadMnist(const std::string& directory, Split split, const MnistOptions& options = {});
 
 // Finds the directory holding the @mnist files in a Bazel runfiles tree. Looks, in
-// order, under $RUNFILES_DIR, $TEST_SRCDIR, `argv0` + ".runfiles" (when argv0 is given)
-// and the working directory (a test or `bazel run` starts in <runfiles>/<workspace>,
+// order, under $RUNFILES_DIR, $TEST_SRCDIR, `argv0` + ".runfiles" (when argv0 is given),
+// the running executable's own ".runfiles" folder (/proc/self/exe, so a binary run
+// directly from bazel-bin finds its data without argv0) and the working directory (a test or `bazel run` starts in <runfiles>/<workspace>,
 // where the files are at external/mnist/), each as <root>/mnist and
 // <root>/<workspace>/external/mnist; then in $RUNFILES_MANIFEST_FILE. Returns the first
 // directory holding at least one of the four files, or NotFoundError listing every place
 // tried (with the hint to add the @mnist targets to `data` or to pass a directory).
 absl::StatusOr<std::string> FindMnistDirectory(const std::string& argv0 = "");
+
+namespace internal {
+// FindMnistDirectory with the running executable's path given instead of read from
+// /proc/self/exe ("" skips that candidate): for tests.
+absl::StatusOr<std::string> FindMnistDirectoryForExecutable(const std::string& argv0, const std::string& executable);
+}  // namespace internal
 
 // The path of the images (or labels) file of `split` in `directory`, trying both
 // spellings; the canonical one when neither exists.

@@ -261,16 +261,32 @@ TEST(FindMnistDirectoryTest, PrefersRunfilesDirAndReportsFailure) {
   ::unsetenv("TEST_SRCDIR");
   ::unsetenv("RUNFILES_MANIFEST_FILE");
   ASSERT_EQ(::chdir(empty.c_str()), 0);
-  absl::Status missing = FindMnistDirectory("/nonexistent/binary").status();
+  absl::Status missing = internal::FindMnistDirectoryForExecutable("/nonexistent/binary", "").status();
   EXPECT_TRUE(StatusIs(missing, absl::StatusCode::kNotFound,
                        {empty + "/mnist", "/nonexistent/binary.runfiles/mnist", "@mnist//:train_images"}));
+
+  // No environment and no argv0: the executable's own <path>.runfiles folder, as for a binary
+  // run directly from bazel-bin (a fake executable here, then this test binary itself).
+  ::unsetenv("RUNFILES_DIR");
+  ::mkdir((root + "/bin").c_str(), 0755);
+  ::mkdir((root + "/bin/tool.runfiles").c_str(), 0755);
+  ::mkdir((root + "/bin/tool.runfiles/mnist").c_str(), 0755);
+  WriteBytes(root + "/bin/tool.runfiles/mnist/train-labels-idx1-ubyte", LabelsFile({2}));
+  found = internal::FindMnistDirectoryForExecutable("", root + "/bin/tool");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, root + "/bin/tool.runfiles/mnist");
+  missing = internal::FindMnistDirectoryForExecutable("", root + "/bin/other").status();
+  EXPECT_TRUE(StatusIs(missing, absl::StatusCode::kNotFound, {root + "/bin/other.runfiles/mnist"}));
+  found = FindMnistDirectory();  // this test's data include @mnist
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(internal::IsRegularFile(MnistLabelsPath(*found, Split::kTest))) << *found;
 
   // A manifest (runfiles without a symlink tree).
   const std::string manifest = TempPath("MANIFEST");
   WriteBytes(manifest, "otgen/data/x " + root + "/x\nmnist/train-images-idx3-ubyte " + root +
                            "/ws/external/mnist/train-images-idx3-ubyte\n");
   ::setenv("RUNFILES_MANIFEST_FILE", manifest.c_str(), 1);
-  found = FindMnistDirectory();
+  found = internal::FindMnistDirectoryForExecutable("", "");
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(*found, root + "/ws/external/mnist");
 }

@@ -9,32 +9,50 @@
 //
 //   bazel run -c opt //apps/wgan_gp:wgan_gp_bench
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "apps/common/config.h"
 #include "apps/wgan_gp/wgan_gp.h"
 #include "benchmark/benchmark.h"
 #include "nn/benchmark_harness.h"
 #include "nn/precision.h"
+#include "nn/status_macros.h"
 
 namespace otgen::apps::wgan_gp {
 namespace {
 
-WganGpConfig Load(const char* path) {
+// The config at `path` (relative to the runfiles root under `bazel run`), with the data batch
+// size replaced when `batch_size` > 0.
+absl::StatusOr<WganGpConfig> Load(const char* path, int64_t batch_size = 0) {
   WganGpConfig config;
-  if (!LoadConfig(path, &config).ok()) std::abort();
+  OTGEN_RETURN_IF_ERROR(LoadConfig(path, &config));
+  if (batch_size > 0) config.mutable_data()->set_batch_size(batch_size);
   return config;
 }
 
 // Argument bf16: 0 = float32, 1 = bf16 operands and float32 accumulation for the networks'
-// matmuls and convolutions (run.precision: BFLOAT16, nn/precision.h).
-void Run(benchmark::State& state, const WganGpConfig& config) {
+// matmuls and convolutions (run.precision: BFLOAT16, nn/precision.h). A config or data that
+// cannot be loaded skips the benchmark with the status message.
+void Run(benchmark::State& state, const absl::StatusOr<WganGpConfig>& config) {
   const nn::ComputePrecisionGuard precision = nn::BenchmarkPrecision(state, 0);
-  std::unique_ptr<WganGpTrainer> t = WganGpTrainer::Create(config).value();
-  for (int i = 0; i < 2; ++i) (void)t->Iteration().value();  // warm-up: primitives, buffers
+  absl::StatusOr<std::unique_ptr<WganGpTrainer>> created =
+      config.ok() ? WganGpTrainer::Create(*config) : absl::StatusOr<std::unique_ptr<WganGpTrainer>>(config.status());
+  if (!created.ok()) {
+    state.SkipWithError(created.status().ToString().c_str());
+    return;
+  }
+  WganGpTrainer& t = **created;
+  for (int i = 0; i < 2; ++i) {  // warm-up: primitives, buffers
+    const absl::Status warm_up = t.Iteration().status();
+    if (!warm_up.ok()) {
+      state.SkipWithError(warm_up.ToString().c_str());
+      return;
+    }
+  }
   const int64_t macs_before_loop = nn::ProductMacs();
-  for (auto _ : state) benchmark::DoNotOptimize(t->Iteration().value());
+  for (auto _ : state) benchmark::DoNotOptimize(t.Iteration().value());
   nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
 }
 
@@ -42,9 +60,7 @@ void BM_WganGpToy(benchmark::State& state) { Run(state, Load("apps/wgan_gp/confi
 BENCHMARK(BM_WganGpToy)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnist(benchmark::State& state) {
-  WganGpConfig config = Load("apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt");
-  config.mutable_data()->set_batch_size(64);
-  Run(state, config);
+  Run(state, Load("apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt", /*batch_size=*/64));
 }
 BENCHMARK(BM_WganGpDcganMnist)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
