@@ -19,8 +19,9 @@
 // oversized file and a label outside 0-9. Every message names the file.
 //
 // Locating the data: Bazel's @mnist repository (`data = ["@mnist//:train_images", ...]`)
-// puts the files in the runfiles tree; FindMnistDirectory() finds them there, so
-//   OTGEN_ASSIGN_OR_RETURN(std::string dir, FindMnistDirectory(argv[0]));
+// puts the files in the runfiles tree; FindMnistDirectory() finds them there, under
+// `bazel run`, `bazel test` or when the binary is run directly from bazel-bin, so
+//   OTGEN_ASSIGN_OR_RETURN(std::string dir, FindMnistDirectory());
 //   OTGEN_ASSIGN_OR_RETURN(InMemoryDataset train,
 //                          LoadMnist(dir, Split::kTrain, {.scaling = PixelScaling::kSymmetric}));
 // and a binary flag --mnist_dir can be passed straight to LoadMnist (an empty directory

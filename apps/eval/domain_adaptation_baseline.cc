@@ -13,7 +13,6 @@
 #include "apps/eval/domain_adaptation.h"
 #include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
-#include "data/mnist.h"
 #include "nn/onednn_context.h"
 
 ABSL_FLAG(std::string, usps, "", "The USPS HDF5 file (/train/data, /train/target, /test/data, /test/target).");
@@ -23,7 +22,7 @@ ABSL_FLAG(int, threads, 0, "oneDNN threads (0 = all cores).");
 
 namespace {
 
-int Run(const char* argv0) {
+int Run() {
   const std::string usps = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_usps));
   if (usps.empty()) {
     std::fprintf(stderr, "domain_adaptation_baseline: --usps: expected the path of the USPS HDF5 file\n");
@@ -36,14 +35,6 @@ int Run(const char* argv0) {
   }
   if (threads > 0) otgen::nn::SetNumThreads(threads);
   std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
-  if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
-    absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
-    if (!found.ok()) {
-      std::fprintf(stderr, "domain_adaptation_baseline: %s\n", found.status().ToString().c_str());
-      return 1;
-    }
-    mnist_dir = *found;
-  }
   const absl::Time start = absl::Now();
   otgen::eval::DomainAdaptationDataOptions options;
   options.mnist_subset_seed = absl::GetFlag(FLAGS_subset_seed);
@@ -70,5 +61,5 @@ int Run(const char* argv0) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  return Run(argv[0]);
+  return Run();
 }

@@ -16,7 +16,6 @@
 #include "apps/eval/mnist_sample_metrics.h"
 #include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
-#include "data/mnist.h"
 #include "nn/onednn_context.h"
 
 ABSL_FLAG(std::string, mnist_dir, "", "Folder with the MNIST IDX files (default: the @mnist runfiles).");
@@ -26,7 +25,7 @@ ABSL_FLAG(int, threads, 0, "oneDNN threads (0 = all cores).");
 
 namespace {
 
-int Run(const char* argv0) {
+int Run() {
   const int threads = absl::GetFlag(FLAGS_threads);
   if (threads < 0) {
     std::fprintf(stderr, "mnist_baseline: --threads: expected >= 0, got %d\n", threads);
@@ -38,14 +37,6 @@ int Run(const char* argv0) {
   options.kid.seed = absl::GetFlag(FLAGS_kid_seed);
   const absl::Time start = absl::Now();
   std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
-  if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
-    absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
-    if (!found.ok()) {
-      std::fprintf(stderr, "mnist_baseline: %s\n", found.status().ToString().c_str());
-      return 1;
-    }
-    mnist_dir = *found;
-  }
   absl::StatusOr<std::unique_ptr<otgen::eval::MnistSampleScorer>> scorer =
       otgen::eval::MnistSampleScorer::Create(options, mnist_dir);
   if (!scorer.ok()) {
@@ -80,5 +71,5 @@ int Run(const char* argv0) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  return Run(argv[0]);
+  return Run();
 }

@@ -18,7 +18,6 @@
 #include "apps/eval/mnist_sample_metrics.h"
 #include "apps/common/user_path.h"
 #include "apps/eval/sample_scoring.h"
-#include "data/mnist.h"
 #include "nn/onednn_context.h"
 
 ABSL_FLAG(std::string, samples, "", "The .npy file of samples (float32 or float64).");
@@ -30,7 +29,7 @@ ABSL_FLAG(int, threads, 0, "oneDNN threads (0 = all cores).");
 
 namespace {
 
-int Run(const char* argv0) {
+int Run() {
   using otgen::eval::MnistSampleScorer;
   const std::string samples = absl::GetFlag(FLAGS_samples);
   if (samples.empty()) {
@@ -48,11 +47,6 @@ int Run(const char* argv0) {
   std::string mnist_dir = otgen::apps::ResolveInputPath(absl::GetFlag(FLAGS_mnist_dir));
   auto provider = [&]() -> absl::StatusOr<const MnistSampleScorer*> {
     if (scorer == nullptr) {
-      if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
-        absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
-        if (!found.ok()) return found.status();
-        mnist_dir = *found;
-      }
       absl::StatusOr<std::unique_ptr<MnistSampleScorer>> created = MnistSampleScorer::Create({}, mnist_dir);
       if (!created.ok()) return created.status();
       scorer = *std::move(created);
@@ -86,5 +80,5 @@ int Run(const char* argv0) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  return Run(argv[0]);
+  return Run();
 }

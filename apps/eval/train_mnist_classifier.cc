@@ -22,7 +22,7 @@ ABSL_FLAG(bool, force, false, "Retrain even when cached weights exist.");
 
 namespace {
 
-int Run(const char* argv0) {
+int Run() {
   using otgen::eval::MnistClassifier;
   const int threads = absl::GetFlag(FLAGS_threads);
   if (threads < 0) {
@@ -38,14 +38,6 @@ int Run(const char* argv0) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.epochs = absl::GetFlag(FLAGS_epochs);
   std::string mnist_dir = absl::GetFlag(FLAGS_mnist_dir);
-  if (mnist_dir.empty()) {  // the @mnist runfiles, also when the binary is run directly
-    absl::StatusOr<std::string> found = otgen::data::FindMnistDirectory(argv0);
-    if (!found.ok()) {
-      std::fprintf(stderr, "train_mnist_classifier: %s\n", found.status().ToString().c_str());
-      return 1;
-    }
-    mnist_dir = *found;
-  }
   const absl::Time start = absl::Now();
   auto classifier = otgen::eval::LoadOrTrainMnistClassifier(dir, mnist_dir, options);
   if (!classifier.ok()) {
@@ -71,5 +63,5 @@ int Run(const char* argv0) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  return Run(argv[0]);
+  return Run();
 }
