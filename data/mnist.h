@@ -91,8 +91,9 @@ absl::StatusOr<InMemoryDataset> LoadMnist(const std::string& directory, Split sp
 // Finds the directory holding the @mnist files in a Bazel runfiles tree. Looks, in
 // order, under $RUNFILES_DIR, $TEST_SRCDIR, `argv0` + ".runfiles" (when argv0 is given),
 // the running executable's own ".runfiles" folder (/proc/self/exe, so a binary run
-// directly from bazel-bin finds its data without argv0) and the working directory (a test or `bazel run` starts in <runfiles>/<workspace>,
-// where the files are at external/mnist/), each as <root>/mnist and
+// directly from bazel-bin finds its data without argv0) and the working directory (a
+// test or `bazel run` starts in <runfiles>/<workspace>, where the files are at
+// external/mnist/), each as <root>/mnist and
 // <root>/<workspace>/external/mnist; then in $RUNFILES_MANIFEST_FILE. Returns the first
 // directory holding at least one of the four files, or NotFoundError listing every place
 // tried (with the hint to add the @mnist targets to `data` or to pass a directory).

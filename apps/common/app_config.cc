@@ -1,27 +1,14 @@
 #include "apps/common/app_config.h"
 
-#include <sys/stat.h>
-
 #include <cstdio>
-#include <cstdlib>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
 #include "apps/common/flags.h"
 #include "nn/onednn_context.h"
 #include "nn/precision.h"
 #include "nn/status_macros.h"
 
 namespace otgen::apps {
-
-void UseRunfilesOf(const char* argv0) {
-  if (argv0 == nullptr || std::getenv("RUNFILES_DIR") != nullptr || std::getenv("RUNFILES_MANIFEST_FILE") != nullptr) {
-    return;
-  }
-  const std::string runfiles = absl::StrCat(argv0, ".runfiles");
-  struct stat st;
-  if (::stat(runfiles.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::setenv("RUNFILES_DIR", runfiles.c_str(), 0);
-}
 
 absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValidator& validate,
                               google::protobuf::Message* config) {

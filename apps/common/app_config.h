@@ -56,12 +56,6 @@ absl::Status PrepareAppConfig(const AppConfigSources& sources, const ConfigValid
 absl::Status PrepareAppConfigFromFlags(const std::string& default_text, const std::string& default_name,
                                        const ConfigValidator& validate, google::protobuf::Message* config);
 
-// Lets data found through the Bazel runfiles (e.g. @mnist) be found when the binary is run
-// directly (bazel-bin/apps/sdot/sdot) rather than by `bazel run`: sets $RUNFILES_DIR to
-// `argv0`.runfiles when that folder exists and neither RUNFILES_DIR nor
-// RUNFILES_MANIFEST_FILE is set. Call at the top of main().
-void UseRunfilesOf(const char* argv0);
-
 }  // namespace otgen::apps
 
 #endif  // OTGEN_APPS_COMMON_APP_CONFIG_H_

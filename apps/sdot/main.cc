@@ -21,7 +21,6 @@ int main(int argc, char** argv) {
       "  bazel run -c opt //apps/sdot -- [--config=apps/sdot/configs/X.pbtxt] [--output_dir=DIR]\n"
       "      [--seed=N] [--steps=N] [--threads=N] [--resume]");
   absl::ParseCommandLine(argc, argv);
-  otgen::apps::UseRunfilesOf(argv[0]);
   otgen::apps::sdot::SdotConfig config;
   absl::Status s = otgen::apps::PrepareAppConfigFromFlags(
       otgen::apps::sdot::kDefaultSdotConfig, "apps/sdot/configs/default.pbtxt",

@@ -27,7 +27,6 @@ ABSL_FLAG(std::string, usps_path, "",
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  otgen::apps::UseRunfilesOf(argv[0]);
   using otgen::apps::w2gan::W2ganConfig;
   W2ganConfig config;
   const std::string usps_path = absl::GetFlag(FLAGS_usps_path);

@@ -15,7 +15,6 @@
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  otgen::apps::UseRunfilesOf(argv[0]);
   namespace app = otgen::apps::wgan_gp;
   app::WganGpConfig config;
   absl::Status s = otgen::apps::PrepareAppConfigFromFlags(

@@ -23,44 +23,38 @@
 namespace otgen::apps::wgan_gp {
 namespace {
 
-// The config at `path` (relative to the runfiles root under `bazel run`), with the data batch
-// size replaced when `batch_size` > 0.
-absl::StatusOr<WganGpConfig> Load(const char* path, int64_t batch_size = 0) {
+// The trainer of the config at `path` (relative to the runfiles root under `bazel run`), with
+// the data batch size replaced when `batch_size` > 0.
+absl::StatusOr<std::unique_ptr<WganGpTrainer>> CreateTrainer(const char* path, int64_t batch_size) {
   WganGpConfig config;
   OTGEN_RETURN_IF_ERROR(LoadConfig(path, &config));
   if (batch_size > 0) config.mutable_data()->set_batch_size(batch_size);
-  return config;
+  return WganGpTrainer::Create(config);
 }
 
 // Argument bf16: 0 = float32, 1 = bf16 operands and float32 accumulation for the networks'
 // matmuls and convolutions (run.precision: BFLOAT16, nn/precision.h). A config or data that
 // cannot be loaded skips the benchmark with the status message.
-void Run(benchmark::State& state, const absl::StatusOr<WganGpConfig>& config) {
+void Run(benchmark::State& state, const char* path, int64_t batch_size = 0) {
   const nn::ComputePrecisionGuard precision = nn::BenchmarkPrecision(state, 0);
-  absl::StatusOr<std::unique_ptr<WganGpTrainer>> created =
-      config.ok() ? WganGpTrainer::Create(*config) : absl::StatusOr<std::unique_ptr<WganGpTrainer>>(config.status());
-  if (!created.ok()) {
-    state.SkipWithError(created.status().ToString().c_str());
+  absl::StatusOr<std::unique_ptr<WganGpTrainer>> created = CreateTrainer(path, batch_size);
+  absl::Status status = created.status();
+  for (int i = 0; i < 2 && status.ok(); ++i) status = (*created)->Iteration().status();  // warm-up
+  if (!status.ok()) {
+    state.SkipWithError(status.ToString().c_str());
     return;
   }
   WganGpTrainer& t = **created;
-  for (int i = 0; i < 2; ++i) {  // warm-up: primitives, buffers
-    const absl::Status warm_up = t.Iteration().status();
-    if (!warm_up.ok()) {
-      state.SkipWithError(warm_up.ToString().c_str());
-      return;
-    }
-  }
   const int64_t macs_before_loop = nn::ProductMacs();
   for (auto _ : state) benchmark::DoNotOptimize(t.Iteration().value());
   nn::SetProductRateCounters(state, nn::ProductMacs() - macs_before_loop);
 }
 
-void BM_WganGpToy(benchmark::State& state) { Run(state, Load("apps/wgan_gp/configs/wgangp_toy_8gaussians.pbtxt")); }
+void BM_WganGpToy(benchmark::State& state) { Run(state, "apps/wgan_gp/configs/wgangp_toy_8gaussians.pbtxt"); }
 BENCHMARK(BM_WganGpToy)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 void BM_WganGpDcganMnist(benchmark::State& state) {
-  Run(state, Load("apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt", /*batch_size=*/64));
+  Run(state, "apps/wgan_gp/configs/wgangp_mnist_dcgan.pbtxt", /*batch_size=*/64);
 }
 BENCHMARK(BM_WganGpDcganMnist)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
